@@ -1,0 +1,3 @@
+from limitaudit.cli import main
+
+main()

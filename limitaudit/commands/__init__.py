@@ -1,0 +1,1 @@
+"""One module per command: each computes and returns a result object, and never prints."""

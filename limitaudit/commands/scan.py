@@ -1,0 +1,114 @@
+"""`limitaudit scan`: what a dump holds, file by file, and what could not be read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from limitaudit.errors import DumpError
+from limitaudit.ingest import COUNTS, Dump, Finding, ingest
+from limitaudit.timefmt import iso_utc
+
+TOP_REASONS = 3
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    path: str
+    kind: str
+    compression: str
+    encoding: str
+    host: str | None
+    service: str | None
+    first: datetime | None
+    last: datetime | None
+    counts: dict[str, int]
+    top_reasons: list[tuple[str, int]]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "compression": self.compression,
+            "encoding": self.encoding or None,
+            "host": self.host,
+            "service": self.service,
+            "first": iso_utc(self.first),
+            "last": iso_utc(self.last),
+            **self.counts,
+            "top_reasons": [{"reason": r, "lines": n} for r, n in self.top_reasons],
+        }
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    files: list[FileSummary]
+    totals: dict[str, int]
+    findings: list[Finding]
+    # file, line, reason, text: every rejected line.
+    rejects: pl.DataFrame
+    tz: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "files": [f.to_data() for f in self.files],
+            "totals": self.totals,
+            "findings": [
+                {"kind": f.kind, "file": f.file, "message": f.message} for f in self.findings
+            ],
+            "time_zone": self.tz,
+        }
+
+
+def scan(inputs: Sequence[str | Path], tz: str) -> ScanResult:
+    dump = ingest(inputs, tz=tz)
+    return summarise(dump)
+
+
+def summarise(dump: Dump) -> ScanResult:
+    readable = [f for f in dump.files if f.source.kind not in ("other", "empty")]
+    if not readable:
+        raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+    rejects = reject_table(dump)
+    reasons = (
+        rejects.with_columns(pl.col("reason").str.replace_all(r"'[^']*'", "…").alias("reason"))
+        .group_by("file", "reason")
+        .len()
+        .sort(["file", "len", "reason"], descending=[False, True, False])
+    )
+    by_file: dict[str, list[tuple[str, int]]] = {}
+    for file, reason, n in reasons.iter_rows():
+        by_file.setdefault(file, []).append((reason, n))
+    files = [
+        FileSummary(
+            path=f.source.name,
+            kind=f.source.kind,
+            compression=f.source.compression,
+            encoding=f.encoding,
+            host=f.host,
+            service=f.service,
+            first=f.first,  # type: ignore[arg-type]
+            last=f.last,  # type: ignore[arg-type]
+            counts=dict(f.counts),
+            top_reasons=by_file.get(f.source.name, [])[:TOP_REASONS],
+        )
+        for f in dump.files
+    ]
+    totals = {c: sum(f.counts[c] for f in dump.files) for c in COUNTS}
+    totals["files"] = len(dump.files)
+    return ScanResult(files, totals, dump.findings, rejects, dump.tz)
+
+
+def reject_table(dump: Dump) -> pl.DataFrame:
+    names = pl.DataFrame(
+        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
+        schema={"file_id": pl.UInt32, "file": pl.String},
+    )
+    return dump.rejects.join(names, on="file_id", how="left").select(
+        "file", "line", "reason", "text"
+    )

@@ -1,0 +1,98 @@
+"""Find the files of a dump and tell what each one is, by its content."""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from limitaudit.errors import DumpError
+from limitaudit.lines import read_head
+
+PARQUET_MAGIC = b"PAR1"
+LEDGER_COLUMNS = frozenset({"change_id", "user_id", "changed_at", "limit_before", "limit_after"})
+_TEXT_RECORD = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} ")
+_SNIFF_LINES = 50
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    # The path as the user will recognise it in messages: relative to the
+    # directory they named, or as they typed it.
+    name: str
+    kind: str  # json_log | text_log | ledger_csv | ledger_parquet | other | empty
+    compression: str  # none | gzip | zstd
+    size: int
+    reason: str = ""  # why an `other` file is skipped
+
+    @property
+    def is_log(self) -> bool:
+        return self.kind in ("json_log", "text_log")
+
+
+def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
+    """Expand directories, files and globs into sniffed source files, in a stable order."""
+    found: dict[Path, str] = {}
+    for item in inputs:
+        for path, name in _expand(str(item)):
+            found.setdefault(path.resolve(), name)
+    return [sniff(path, name) for path, name in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+def _expand(item: str) -> list[tuple[Path, str]]:
+    path = Path(item)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return [(p, p.relative_to(path).as_posix()) for p in files]
+    if path.is_file():
+        return [(path, item)]
+    if glob.has_magic(item):
+        matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+        files = [m for m in matches if m.is_file()]
+        for directory in (m for m in matches if m.is_dir()):
+            files.extend(sorted(p for p in directory.rglob("*") if p.is_file()))
+        if not files:
+            raise DumpError(f"{item}: no file matches this pattern")
+        return [(p, p.as_posix()) for p in files]
+    raise DumpError(f"{item}: no such file or directory")
+
+
+def sniff(path: Path, name: str) -> SourceFile:
+    size = path.stat().st_size
+    if size == 0:
+        return SourceFile(path, name, "empty", "none", size)
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic == PARQUET_MAGIC:
+        return SourceFile(path, name, "ledger_parquet", "none", size)
+    compression, head = read_head(path)
+    if not head:
+        kind = "empty" if compression != "none" else "other"
+        reason = "" if kind == "empty" else "no readable content"
+        return SourceFile(path, name, kind, compression, size, reason)
+    kind, reason = _kind_of_text(head)
+    return SourceFile(path, name, kind, compression, size, reason)
+
+
+def _kind_of_text(head: bytes) -> tuple[str, str]:
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = [line.strip() for line in text.splitlines()[:-1] or text.splitlines()]
+    lines = [line for line in lines if line][:_SNIFF_LINES]
+    if not lines:
+        return "other", "only blank lines"
+    header = {c.strip().strip('"').lower() for c in lines[0].split(",")}
+    if header >= LEDGER_COLUMNS:
+        return "ledger_csv", ""
+    json_votes = sum(line.startswith("{") and '"event"' in line for line in lines)
+    text_votes = sum(bool(_TEXT_RECORD.match(line)) for line in lines)
+    if lines[0].startswith("# service="):
+        text_votes += 1
+    # Logs begin with records; a few garbled lines must not hide a real log.
+    if max(json_votes, text_votes) * 3 >= len(lines) and (json_votes or text_votes):
+        return ("json_log" if json_votes >= text_votes else "text_log"), ""
+    if lines[0].count(",") >= 2:
+        return "other", "CSV without the ledger's columns (change_id, user_id, changed_at, ...)"
+    return "other", "neither a risk-engine log nor a ledger export"

@@ -1,0 +1,478 @@
+"""Read a dump into the canonical tables, accounting for every physical line.
+
+For every file: lines = records + continuation + meta + blank + duplicates + rejected.
+Records are typed rows in a table (unknown events are records too, counted as
+`ignored`); everything else is counted, and every rejected line keeps its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from limitaudit.discover import SourceFile, discover
+from limitaudit.errors import DumpError
+from limitaudit.lines import ReadOutcome, read_blocks
+from limitaudit.normalise import record_time, type_event, type_ledger
+from limitaudit.parse import (
+    BLANK,
+    CONTINUATION,
+    META,
+    RECORD,
+    REJECTED,
+    LineClass,
+    classify,
+    parse_records,
+)
+from limitaudit.schema import EVENTS, LEDGER_FIELDS, LEDGER_SCHEMA, ORIGIN, event_schema
+
+DEFAULT_TZ = "Asia/Shanghai"
+COUNTS = ["lines", "records", "continuation", "meta", "blank", "duplicates", "rejected", "ignored"]
+_HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
+_ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
+REJECT_SCHEMA = {"file_id": pl.UInt32, "line": pl.UInt32, "reason": pl.String, "text": pl.String}
+KEY_SCHEMA = ["file_id", "line", "h1", "h2"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # truncated | skipped | empty | unreadable | ledger_conflict
+    file: str
+    message: str
+
+
+@dataclass
+class FileReport:
+    """What one file held. `first`/`last` are the UTC time range of its records."""
+
+    source: SourceFile
+    encoding: str = ""
+    service: str | None = None
+    host: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    first: object = None
+    last: object = None
+
+
+@dataclass
+class Dump:
+    """The ingested dump: typed tables, per-file accounting, rejects and findings."""
+
+    tables: dict[str, pl.DataFrame]
+    files: list[FileReport]
+    rejects: pl.DataFrame  # file_id, line, reason, text
+    findings: list[Finding]
+    tz: str
+
+    @property
+    def ledger(self) -> pl.DataFrame:
+        return self.tables["ledger"]
+
+    def file_name(self, file_id: int) -> str:
+        return self.files[file_id].source.name
+
+
+Progress = Callable[[int], None]
+
+
+def ingest(
+    inputs: Iterable[str | Path], tz: str = DEFAULT_TZ, progress: Progress | None = None
+) -> Dump:
+    sources = discover(inputs)
+    if not sources:
+        raise DumpError("the dump holds no files")
+    reader = _Reader(tz, progress)
+    for file_id, source in enumerate(sources):
+        reader.read(file_id, source)
+    return reader.finish()
+
+
+class _Reader:
+    def __init__(self, tz: str, progress: Progress | None) -> None:
+        self.tz = tz
+        self.progress = progress
+        self.files: list[FileReport] = []
+        self.findings: list[Finding] = []
+        self.events: dict[str, list[pl.DataFrame]] = {e: [] for e in EVENTS}
+        self.ledger: list[pl.DataFrame] = []
+        self.keys: list[pl.DataFrame] = []
+        self.rejects: list[pl.DataFrame] = []
+        self.stacks: list[pl.DataFrame] = []
+
+    def read(self, file_id: int, source: SourceFile) -> None:
+        report = FileReport(source)
+        self.files.append(report)
+        if source.kind == "empty":
+            self.findings.append(Finding("empty", source.name, f"{source.name}: empty file"))
+        elif source.kind == "other":
+            self.findings.append(
+                Finding("skipped", source.name, f"{source.name}: skipped, {source.reason}")
+            )
+        elif source.kind == "ledger_parquet":
+            self._read_parquet(file_id, report)
+        else:
+            self._read_lines(file_id, report)
+
+    # -- text files -------------------------------------------------------------------
+
+    def _read_lines(self, file_id: int, report: FileReport) -> None:
+        source = report.source
+        outcome = ReadOutcome()
+        carry = _LogCarry()
+        for block in read_blocks(source.path, outcome):
+            if self.progress:
+                self.progress(block.height)
+            block = block.with_columns(_pre_reason(outcome))
+            if source.is_log:
+                lines = self._log_block(file_id, block, carry, report)
+            else:
+                carry.header, lines = self._ledger_block(file_id, block, carry.header)
+            self._account(file_id, report, lines)
+        report.encoding = outcome.encoding
+        if outcome.cut:
+            self.findings.append(
+                Finding(
+                    "truncated",
+                    source.name,
+                    f"{source.name}: {outcome.cut}; read {outcome.lines} line(s) before the cut",
+                )
+            )
+
+    def _log_block(
+        self, file_id: int, block: pl.DataFrame, carry: _LogCarry, report: FileReport
+    ) -> pl.DataFrame:
+        """Classify, decode and type one block of a log; returns its lines with final classes."""
+        if carry.first_block:
+            carry.first_block = False
+            match = _HEADER.match(block["text"][0] if block.height else "")
+            if match:
+                report.service, report.host = match.group(1), match.group(2)
+            report.host = report.host or _host_from_name(report.source)
+            report.service = report.service or _service_from_name(report.source)
+        lines = classify(block, carry.record_above)
+        records, bad = parse_records(lines.filter(pl.col("cls") == RECORD))
+        lines = _overrule(lines, bad)
+        records = records.with_columns(
+            pl.lit(file_id, pl.UInt32).alias("file_id"),
+            pl.col("host").fill_null(report.host),
+            pl.col("service").fill_null(report.service),
+        )
+        lines = _overrule(lines, self._type_records(records))
+        # Stack-trace lines belong to the record above them, across block edges.
+        owner = (
+            pl.when(pl.col("cls") == RECORD)
+            .then(pl.col("line"))
+            .forward_fill()
+            .fill_null(pl.lit(carry.last_record, pl.UInt32))
+        )
+        lines = lines.with_columns(owner.alias("owner"))
+        self.stacks.append(
+            lines.filter(pl.col("cls") == CONTINUATION).select(
+                pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+            )
+        )
+        record_lines = lines.filter(pl.col("cls") == RECORD)["line"]
+        if len(record_lines):
+            carry.last_record = int(record_lines[-1])
+            carry.record_above = True
+        return lines
+
+    def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Type decoded records into the event tables; returns the rejects (line, reason)."""
+        ts, time_problem = record_time(self.tz)
+        raw = raw.with_columns(ts.alias("ts"), time_problem.alias("time_problem"))
+        known = pl.col("event").is_in(list(EVENTS))
+        rejects = [
+            raw.filter(pl.col("event").is_null()).select(
+                "line", pl.coalesce("time_problem", pl.lit("record without event")).alias("reason")
+            ),
+            raw.filter(
+                pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_not_null()
+            ).select("line", pl.col("time_problem").alias("reason")),
+        ]
+        ignored = raw.filter(
+            pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_null()
+        )
+        self.keys.append(ignored.select(*KEY_SCHEMA, pl.lit(True).alias("ignored")))
+        for event in EVENTS:
+            part = raw.filter(pl.col("event") == event)
+            if part.height == 0:
+                continue
+            table, bad = type_event(part, event)
+            rejects.append(bad.select("line", "reason"))
+            self.events[event].append(table)
+            self.keys.append(
+                part.join(bad, on="line", how="anti").select(
+                    *KEY_SCHEMA, pl.lit(False).alias("ignored")
+                )
+            )
+        return pl.concat(rejects)
+
+    # -- the ledger ---------------------------------------------------------------------
+
+    def _ledger_block(
+        self, file_id: int, block: pl.DataFrame, header: list[str] | None
+    ) -> tuple[list[str] | None, pl.DataFrame]:
+        header, lines, rows = _ledger_rows(block, header)
+        rows = rows.with_columns(pl.lit(file_id, pl.UInt32).alias("file_id"))
+        for name in LEDGER_FIELDS:
+            if name not in rows.columns:
+                rows = rows.with_columns(pl.lit(None, pl.String).alias(name))
+        table, bad = type_ledger(rows)
+        self.ledger.append(table)
+        return header, _overrule(lines, bad.select("line", "reason"))
+
+    def _read_parquet(self, file_id: int, report: FileReport) -> None:
+        source = report.source
+        try:
+            frame = pl.read_parquet(source.path)
+        except Exception as exc:  # a damaged Parquet file raises many kinds of errors
+            self.findings.append(
+                Finding("unreadable", source.name, f"{source.name}: unreadable Parquet: {exc}")
+            )
+            return
+        frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+        missing = [c for c in ("change_id", "user_id", "changed_at") if c not in frame.columns]
+        if missing:
+            self.findings.append(
+                Finding(
+                    "skipped",
+                    source.name,
+                    f"{source.name}: skipped, Parquet without {', '.join(missing)}",
+                )
+            )
+            return
+        if self.progress:
+            self.progress(frame.height)
+        present = [c for c in LEDGER_FIELDS if c in frame.columns]
+        rows = frame.select(
+            pl.lit(file_id, pl.UInt32).alias("file_id"),
+            pl.int_range(1, frame.height + 1, dtype=pl.UInt32).alias("line"),
+            *[_as_text(frame, c) for c in present],
+            *[pl.lit(None, pl.String).alias(c) for c in LEDGER_FIELDS if c not in present],
+        )
+        table, bad = type_ledger(rows)
+        self.ledger.append(table)
+        lines = rows.select(
+            "line",
+            pl.lit(RECORD, LineClass).alias("cls"),
+            pl.lit(None, pl.String).alias("reason"),
+            pl.concat_str([pl.col(c).fill_null("") for c in LEDGER_FIELDS], separator=",").alias(
+                "text"
+            ),
+        )
+        self._account(file_id, report, _overrule(lines, bad.select("line", "reason")))
+
+    # -- accounting ---------------------------------------------------------------------
+
+    def _account(self, file_id: int, report: FileReport, lines: pl.DataFrame) -> None:
+        """Count each line's final class and keep the rejected ones with their reason."""
+        counts = dict(lines.group_by("cls").len().iter_rows())
+        report.counts["lines"] += lines.height
+        report.counts["records"] += counts.get(RECORD, 0)
+        report.counts["rejected"] += counts.get(REJECTED, 0)
+        for cls in (BLANK, META, CONTINUATION):
+            report.counts[_COUNT_OF[cls]] += counts.get(cls, 0)
+        self.rejects.append(
+            lines.filter(pl.col("cls") == REJECTED).select(
+                pl.lit(file_id, pl.UInt32).alias("file_id"), "line", "reason", "text"
+            )
+        )
+
+    def finish(self) -> Dump:
+        keys = (
+            pl.concat(self.keys)
+            if self.keys
+            else pl.DataFrame(schema={**KEY_SCHEMA, "ignored": pl.Boolean})
+        )
+        dups = _repeats(keys)
+        tables: dict[str, pl.DataFrame] = {}
+        for event, parts in self.events.items():
+            table = pl.concat(parts) if parts else pl.DataFrame(schema=event_schema(event))
+            tables[event] = table.join(dups, on=list(ORIGIN), how="anti")
+        tables["engine_error"] = self._attach_stacks(tables["engine_error"])
+        ledger = pl.concat(self.ledger) if self.ledger else pl.DataFrame(schema=LEDGER_SCHEMA)
+        tables["ledger"], ledger_dups = self._dedup_ledger(ledger)
+        for file_id, n in (
+            pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
+            .group_by("file_id")
+            .len()
+            .iter_rows()
+        ):
+            self.files[file_id].counts["duplicates"] = n
+            self.files[file_id].counts["records"] -= n
+        ignored = keys.filter("ignored").join(dups, on=list(ORIGIN), how="anti")
+        for file_id, n in ignored.group_by("file_id").len().iter_rows():
+            self.files[file_id].counts["ignored"] = n
+        self._time_ranges(tables)
+        rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+        return Dump(tables, self.files, rejects.sort("file_id", "line"), self.findings, self.tz)
+
+    def _attach_stacks(self, errors: pl.DataFrame) -> pl.DataFrame:
+        if not self.stacks:
+            return errors
+        stacks = (
+            pl.concat(self.stacks)
+            .sort("file_id", "line")
+            .group_by("file_id", "owner", maintain_order=True)
+            .agg(pl.col("text").str.join("\n").alias("stack_lines"))
+            .rename({"owner": "line"})
+        )
+        return (
+            errors.join(stacks, on=["file_id", "line"], how="left", maintain_order="left")
+            .with_columns(pl.coalesce("stack", "stack_lines").alias("stack"))
+            .drop("stack_lines")
+        )
+
+    def _dedup_ledger(self, ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """One row per change_id, the first seen; a repeat with other values is a finding."""
+        ledger = ledger.sort(list(ORIGIN))
+        first = ledger.select(pl.col("change_id").is_first_distinct()).to_series()
+        kept, dups = ledger.filter(first), ledger.filter(~first)
+        values = ["user_id", "changed_at", "limit_before", "limit_after"]
+        conflicts = dups.join(kept, on="change_id", suffix="_first").filter(
+            pl.any_horizontal(pl.col(v) != pl.col(f"{v}_first") for v in values)
+        )
+        for row in conflicts.iter_rows(named=True):
+            here = f"{self.files[row['file_id']].source.name}:{row['line']}"
+            there = f"{self.files[row['file_id_first']].source.name}:{row['line_first']}"
+            self.findings.append(
+                Finding(
+                    "ledger_conflict",
+                    self.files[row["file_id"]].source.name,
+                    f"{here}: change_id {row['change_id']} repeats {there} with other "
+                    "values; the first is kept",
+                )
+            )
+        return kept, dups.select(list(ORIGIN))
+
+    def _time_ranges(self, tables: dict[str, pl.DataFrame]) -> None:
+        stamped = [t.select("file_id", "ts") for e, t in tables.items() if e != "ledger"]
+        stamped.append(tables["ledger"].select("file_id", pl.col("changed_at").alias("ts")))
+        ranges = (
+            pl.concat(stamped)
+            .group_by("file_id")
+            .agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+        )
+        for file_id, first, last in ranges.iter_rows():
+            self.files[file_id].first, self.files[file_id].last = first, last
+
+
+_COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
+
+
+@dataclass
+class _LogCarry:
+    """What one block of a file hands to the next."""
+
+    first_block: bool = True
+    record_above: bool = False
+    last_record: int | None = None
+    header: list[str] | None = None
+
+
+def _pre_reason(outcome: ReadOutcome) -> pl.Expr:
+    """Reasons to reject a line before parsing: bad bytes, or the cut-off tail of a file."""
+    # read_blocks sets tail_incomplete before it yields the last block.
+    is_tail = (pl.col("line") == pl.col("line").max()) & pl.lit(outcome.tail_incomplete)
+    return (
+        pl.when(is_tail)
+        .then(pl.lit("incomplete last line: the file is cut off"))
+        .when(pl.col("bad_encoding"))
+        .then(pl.lit("undecodable bytes (neither UTF-8 nor GBK)"))
+        .alias("pre_reason")
+    )
+
+
+def _repeats(keys: pl.DataFrame) -> pl.DataFrame:
+    """Exact repeats of a record line anywhere in the dump; the first one stays."""
+    keys = keys.sort(list(ORIGIN))
+    return keys.filter(~pl.struct("h1", "h2").is_first_distinct()).select(list(ORIGIN))
+
+
+def _overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:
+    """Lines in `bad` (line, reason) become rejected with that reason."""
+    if bad.height == 0:
+        return lines
+    lines = lines.join(
+        bad.rename({"reason": "bad_reason"}), on="line", how="left", maintain_order="left"
+    )
+    return lines.with_columns(
+        pl.when(pl.col("bad_reason").is_not_null())
+        .then(pl.lit(REJECTED, LineClass))
+        .otherwise(pl.col("cls"))
+        .alias("cls"),
+        pl.coalesce("bad_reason", "reason").alias("reason"),
+    ).drop("bad_reason")
+
+
+def _ledger_rows(
+    block: pl.DataFrame, header: list[str] | None
+) -> tuple[list[str] | None, pl.DataFrame, pl.DataFrame]:
+    """Split CSV lines into the ledger's columns; the first non-blank line is the header."""
+    text = pl.col("text")
+    blank = text.str.strip_chars() == ""
+    header_line = -1
+    if header is None:
+        first = block.filter(~blank & pl.col("pre_reason").is_null()).head(1)
+        if first.height:
+            header_line = int(first["line"][0])
+            header = [
+                c.strip().strip('"').lower() for c in first["text"][0].lstrip("\ufeff").split(",")
+            ]
+    width = len(header or [])
+    fields = text.str.split(",")
+    cls = (
+        pl.when(pl.col("pre_reason").is_not_null())
+        .then(pl.lit(REJECTED))
+        .when(blank)
+        .then(pl.lit(BLANK))
+        .when(pl.col("line") == header_line)
+        .then(pl.lit(META))
+        .when(fields.list.len() != width)
+        .then(pl.lit(REJECTED))
+        .otherwise(pl.lit(RECORD))
+        .cast(LineClass)
+    )
+    reason = pl.coalesce(
+        "pre_reason", pl.format("expected {} fields, got {}", pl.lit(width), fields.list.len())
+    )
+    lines = block.with_columns(cls.alias("cls")).with_columns(
+        pl.when(pl.col("cls") == REJECTED).then(reason).alias("reason")
+    )
+    columns = [(i, c) for i, c in enumerate(header or []) if c in LEDGER_FIELDS]
+    rows = lines.filter(pl.col("cls") == RECORD).select(
+        "line",
+        *[fields.list.get(i).str.strip_chars().str.strip_chars('"').alias(c) for i, c in columns],
+    )
+    rows = rows.with_columns(
+        pl.when(pl.col(c) != "").then(pl.col(c)).name.keep() for _, c in columns
+    )
+    return header, lines.select("line", "cls", "reason", "text"), rows
+
+
+def _as_text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """A Parquet column as the string a CSV export would hold (times as UTC ISO)."""
+    dtype = frame.schema[column]
+    col = pl.col(column)
+    if isinstance(dtype, pl.Datetime):
+        utc = (
+            col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone("UTC")
+        )
+        return utc.dt.to_string("%Y-%m-%dT%H:%M:%S%.3fZ").alias(column)
+    return col.cast(pl.String).alias(column)
+
+
+def _host_from_name(source: SourceFile) -> str:
+    """Without a header line, a log's host is its directory (le-04/limit-engine.log)."""
+    parent = Path(source.name).parent.name
+    return parent or _service_from_name(source)
+
+
+def _service_from_name(source: SourceFile) -> str:
+    name = Path(source.name).name
+    return _ROTATION.sub("", name) or name

@@ -1,0 +1,187 @@
+"""Stream a file's physical lines as Polars blocks: decompress, decode, split.
+
+The loop here is over blocks of megabytes, never over lines: splitting and
+line numbering are Polars expressions. Decompression is incremental (a file
+is never inflated whole), and a compressed file that is cut off yields every
+line it holds before the cut.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import polars as pl
+import zstandard
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+RAW_CHUNK = 1 << 20
+BLOCK_BYTES = 8 << 20
+
+
+def compression_of(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class _Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+def _new_decompressor(compression: str) -> _Decompressor:
+    if compression == "gzip":
+        # wbits 31: gzip framing; members are chained by restarting on unused_data.
+        return zlib.decompressobj(wbits=31)
+    return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+
+
+def _decompressed_chunks(fh: BinaryIO, compression: str, outcome: ReadOutcome) -> Iterator[bytes]:
+    """Yield decompressed bytes; on a cut or corrupt stream, stop and say so in outcome."""
+    if compression == "none":
+        while chunk := fh.read(RAW_CHUNK):
+            yield chunk
+        return
+    dec = _new_decompressor(compression)
+    pending = b""
+    while True:
+        raw = pending or fh.read(RAW_CHUNK)
+        pending = b""
+        if not raw:
+            break
+        try:
+            out = dec.decompress(raw)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            outcome.cut = f"corrupt {compression} data: {exc}"
+            return
+        if out:
+            yield out
+        if dec.eof:
+            # Multi-member gzip and multi-frame zstd: start over on what is left.
+            pending = dec.unused_data
+            dec = _new_decompressor(compression)
+            if not pending:
+                pending = fh.read(RAW_CHUNK)
+                if not pending:
+                    return
+    if not dec.eof:
+        outcome.cut = f"{compression} stream ends before its end marker (file cut off)"
+
+
+@dataclass
+class ReadOutcome:
+    """What reading a file found beyond its lines."""
+
+    encoding: str = "utf-8"
+    # Why the file stopped early, or None when it was read to its end.
+    cut: str | None = None
+    # The file was cut off inside its last line: that line is incomplete.
+    tail_incomplete: bool = False
+    lines: int = 0
+
+
+def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
+    """Decode one block; returns the text and whether it holds undecodable bytes.
+
+    A block that is not UTF-8 but is valid GBK marks the file as GBK (older hosts
+    write it). Where neither decodes the whole block, the one that leaves fewer
+    undecodable bytes wins; those bytes become U+FFFD, and the lines holding them
+    are rejected by the parser rather than guessed at.
+    """
+    if data.isascii():
+        return data.decode("ascii"), False
+    order = ("gbk", "utf-8") if outcome.encoding == "gbk" else ("utf-8", "gbk")
+    for encoding in order:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        outcome.encoding = encoding
+        return text, False
+    # Both fail: some lines are damaged. Keep the reading that damages fewest.
+    texts = [data.decode(encoding, errors="replace") for encoding in order]
+    best = min(range(len(order)), key=lambda i: texts[i].count("\ufffd"))
+    outcome.encoding = order[best]
+    return texts[best], True
+
+
+def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
+    frame = (
+        pl.Series("text", [text])
+        .str.split("\n")
+        .explode()
+        .to_frame()
+        .with_columns(pl.col("text").str.strip_suffix("\r"))
+    )
+    return frame.with_columns(
+        pl.int_range(first_line, first_line + frame.height, dtype=pl.UInt32).alias("line"),
+        (pl.col("text").str.contains("\ufffd", literal=True) if damaged else pl.lit(False)).alias(
+            "bad_encoding"
+        ),
+    ).select("line", "text", "bad_encoding")
+
+
+def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
+    """Yield frames of (line, text, bad_encoding), line numbers from 1, in order.
+
+    A final line without a newline is a line; if the file was cut off, that
+    partial tail is still yielded (the parser rejects it as incomplete) so the
+    count of physical lines matches what decompresses.
+    """
+    with path.open("rb") as fh:
+        compression = compression_of(fh.read(4))
+        fh.seek(0)
+        carry = b""
+        next_line = 1
+        buffered: list[bytes] = []
+        size = 0
+        for chunk in _decompressed_chunks(fh, compression, outcome):
+            buffered.append(chunk)
+            size += len(chunk)
+            if size < BLOCK_BYTES:
+                continue
+            data = carry + b"".join(buffered)
+            buffered, size = [], 0
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1 :]
+            text, damaged = _decode(data[:cut], outcome)
+            frame = _block_frame(text, next_line, damaged)
+            next_line += frame.height
+            yield frame
+        data = carry + b"".join(buffered)
+        if data:
+            if data.endswith(b"\n"):
+                data = data[:-1]
+            elif outcome.cut:
+                outcome.tail_incomplete = True
+            text, damaged = _decode(data, outcome)
+            frame = _block_frame(text, next_line, damaged)
+            next_line += frame.height
+            yield frame
+        outcome.lines = next_line - 1
+
+
+def read_head(path: Path, limit: int = 1 << 16) -> tuple[str, bytes]:
+    """The compression and the first decompressed bytes of a file, for sniffing."""
+    with path.open("rb") as fh:
+        raw = fh.read(RAW_CHUNK)
+    compression = compression_of(raw)
+    if compression == "none":
+        return compression, raw[:limit]
+    dec = _new_decompressor(compression)
+    try:
+        return compression, dec.decompress(raw)[:limit]
+    except (zlib.error, zstandard.ZstdError):
+        return compression, b""

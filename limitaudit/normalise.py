@@ -1,0 +1,189 @@
+"""Type raw string records into the canonical tables, rejecting what does not fit.
+
+Every check yields a reason naming the field and the value, so a rejected
+line says what was wrong with it; no value is silently turned into a null.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from limitaudit.schema import (
+    EVENTS,
+    LEDGER_FIELDS,
+    LEDGER_REQUIRED,
+    LEDGER_SCHEMA,
+    REQUIRED,
+    Rule,
+    Time,
+    event_schema,
+)
+
+_OFFSET = r"(?:Z|z|[+-]\d{2}:?\d{2})$"
+_ISO = "%Y-%m-%dT%H:%M:%S%.f"
+
+
+def utc_time(raw: pl.Expr, tz: str) -> pl.Expr:
+    """ISO 8601 (`T` or space) to UTC: with an offset or `Z` as given, without one in `tz`."""
+    iso = raw.str.strip_chars().str.replace(" ", "T", literal=True)
+    aware = iso.str.to_datetime(_ISO + "%#z", time_unit="ms", time_zone="UTC", strict=False)
+    naive = (
+        iso.str.to_datetime(_ISO, time_unit="ms", strict=False)
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    return pl.when(iso.str.contains(_OFFSET)).then(aware).otherwise(naive)
+
+
+def epoch_ms(raw: pl.Expr) -> pl.Expr:
+    ms = raw.cast(pl.Float64, strict=False)
+    return (
+        pl.when(ms.is_finite())
+        .then(pl.from_epoch(ms.cast(pl.Int64), time_unit="ms"))
+        .dt.replace_time_zone("UTC")
+    )
+
+
+def typed(raw: pl.Expr, kind: str) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, problem) for one raw string field; problem is null when fine."""
+    value = raw.str.strip_chars()
+    num = value.cast(pl.Float64, strict=False)
+    if kind == "float":
+        return num, pl.when(num.is_null() | num.is_nan()).then(pl.lit("is not a number"))
+    if kind == "int":
+        bad = num.is_null() | ~num.is_finite() | (num != num.round())
+        return num.cast(pl.Int64, strict=False), pl.when(bad).then(pl.lit("is not a whole number"))
+    if kind == "money":
+        fen = num * 100
+        bad = num.is_null() | ~num.is_finite()
+        problem = (
+            pl.when(bad)
+            .then(pl.lit("is not an amount"))
+            .when((fen - fen.round()).abs() > 1e-6)
+            .then(pl.lit("has more than two decimals"))
+        )
+        return fen.round().cast(pl.Int64, strict=False), problem
+    if kind == "bool":
+        low = value.str.to_lowercase()
+        ok = low.is_in(["true", "false", "1", "0"])
+        return low.is_in(["true", "1"]), pl.when(~ok).then(pl.lit("is not true or false"))
+    if kind == "user":
+        return value, pl.when(~value.str.contains(r"^\d+$")).then(
+            pl.lit("is not a string of digits")
+        )
+    if kind == "time":
+        ts = utc_time(value, "UTC")
+        return ts, pl.when(ts.is_null()).then(pl.lit("is not an ISO 8601 time"))
+    return raw, pl.lit(None, pl.String)
+
+
+def _first_problem(checks: list[tuple[str, pl.Expr, pl.Expr]]) -> pl.Expr:
+    """The first failing check, as `field 'value' problem`; checks see non-null values only."""
+    chain: pl.Expr = pl.lit(None, pl.String)
+    for name, raw, problem in reversed(checks):
+        message = pl.format("{} '{}' {}", pl.lit(name), raw.str.slice(0, 60), problem)
+        chain = pl.when(raw.is_not_null() & problem.is_not_null()).then(message).otherwise(chain)
+    return chain
+
+
+def _missing(required: list[str], kind: str) -> pl.Expr:
+    chain: pl.Expr = pl.lit(None, pl.String)
+    for name in reversed(required):
+        chain = (
+            pl.when(pl.col(name).is_null()).then(pl.lit(f"{kind} without {name}")).otherwise(chain)
+        )
+    return chain
+
+
+def record_time(tz: str) -> tuple[pl.Expr, pl.Expr]:
+    """The UTC time of a raw record and the problem with it (text times are in `tz`)."""
+    from_ms = epoch_ms(pl.col("ts_ms"))
+    from_text = utc_time(pl.col("ts_text"), tz)
+    ts = pl.when(pl.col("ts_text").is_not_null()).then(from_text).otherwise(from_ms)
+    problem = (
+        pl.when(pl.col("ts_text").is_null() & pl.col("ts_ms").is_null())
+        .then(pl.lit("record without @timestamp or ts_ms"))
+        .when(ts.is_null() & pl.col("ts_text").is_not_null())
+        .then(pl.format("@timestamp '{}' is not a valid time", pl.col("ts_text").str.slice(0, 40)))
+        .when(ts.is_null())
+        .then(pl.format("ts_ms '{}' is not epoch milliseconds", pl.col("ts_ms").str.slice(0, 40)))
+    )
+    return ts, problem
+
+
+def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed table for one event kind, and its rejects (file_id, line, reason)."""
+    fields = EVENTS[event]
+    checks: list[tuple[str, pl.Expr, pl.Expr]] = []
+    values: list[pl.Expr] = []
+    for name, kind in fields.items():
+        if kind == "rules":
+            value, rule_problem = _typed_rules()
+            values.append(value.alias(name))
+            checks.append(("rules", pl.lit(""), rule_problem))
+            continue
+        value, problem = typed(pl.col(name), kind)
+        values.append(value.alias(name))
+        checks.append((name, pl.col(name), problem))
+    reason = pl.coalesce(
+        pl.col("time_problem"), _missing(REQUIRED[event], event), _first_problem(checks)
+    )
+    staged = raw.with_columns(reason.alias("reason"))
+    rejects = staged.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
+    schema = event_schema(event)
+    good = (
+        staged.filter(pl.col("reason").is_null())
+        .with_columns(values)
+        .with_columns(pl.col("level").str.to_uppercase())
+    )
+    if "stack" in schema and "stack" not in good.columns:
+        good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
+    return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
+
+
+def _typed_rules() -> tuple[pl.Expr, pl.Expr]:
+    rule = pl.element().struct
+    threshold = rule.field("threshold").str.strip_chars().cast(pl.Float64, strict=False)
+    typed_rules = pl.col("rules").list.eval(
+        pl.struct(
+            rule.field("id").str.strip_chars().alias("id"),
+            rule.field("param").alias("param"),
+            threshold.alias("threshold"),
+            rule.field("observed").alias("observed"),
+            rule.field("action").str.strip_chars().str.to_lowercase().alias("action"),
+        )
+    )
+    bad_rule = (
+        pl.col("rules")
+        .list.eval(
+            rule.field("id").is_null()
+            | ~rule.field("action")
+            .str.strip_chars()
+            .str.to_lowercase()
+            .is_in(["zero", "reduce", "hold"])
+            | (rule.field("threshold").is_not_null() & threshold.is_null())
+        )
+        .list.any()
+    )
+    problem = pl.when(bad_rule.fill_null(False)).then(
+        pl.lit("has a rule without id, with an unknown action or a non-numeric threshold")
+    )
+    return typed_rules.fill_null(pl.lit([], dtype=pl.List(Rule))), problem
+
+
+def type_ledger(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed ledger rows from string columns, and rejects (file_id, line, reason)."""
+    checks = []
+    values = []
+    for name, kind in LEDGER_FIELDS.items():
+        value, problem = typed(pl.col(name), kind)
+        values.append(value.alias(name))
+        checks.append((name, pl.col(name), problem))
+    reason = pl.coalesce(_missing(LEDGER_REQUIRED, "ledger row"), _first_problem(checks))
+    staged = raw.with_columns(reason.alias("reason"))
+    rejects = staged.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
+    good = staged.filter(pl.col("reason").is_null()).with_columns(values)
+    return good.select([pl.col(c).cast(t) for c, t in LEDGER_SCHEMA.items()]), rejects
+
+
+__all__ = ["Time", "record_time", "type_event", "type_ledger", "typed", "utc_time"]

@@ -1,0 +1,254 @@
+"""Split a block of log lines into records and everything else, as raw strings.
+
+Both log formats end up in one flat frame of string fields: a JSON line is
+decoded with every leaf typed as a string (so `"712.4"` and `712.4` agree), and
+a logback line's `key=value` message is rewritten into a JSON object and
+decoded the same way. Typing and value checks happen in `normalise`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from limitaudit.schema import EVENT_FIELDS, INPUT_FIELDS, RULE_FIELDS
+
+BLANK, META, CONTINUATION, RECORD, REJECTED = "blank", "meta", "continuation", "record", "rejected"
+LINE_CLASSES = [BLANK, META, CONTINUATION, RECORD, REJECTED]
+LineClass = pl.Enum(LINE_CLASSES)
+
+TEXT_LINE = (
+    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\s+(?P<level>[A-Za-z]+)\s+"
+    r"\[(?P<thread>[^\]]*)\]\s+\[traceId=(?P<trace_id>[^\]]*)\]\s+(?P<logger>\S+)\s+-\s?(?P<msg>.*)$"
+)
+TEXT_RECORD_START = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}\s"
+# A Java stack trace under an ERROR line: indented frames, "Caused by:", "... 42 more",
+# or "some.pkg.SomeException: message".
+CONTINUATION_LINE = (
+    r"^(?:\s|at\s|Caused by:|\.\.\. \d+ more|Suppressed:|"
+    r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable)?:)"
+)
+# key=value or key="quoted \"value\"", rewritten as a JSON member.
+_PAIR = r'([A-Za-z_][\w.]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))'
+
+_RULE = pl.Struct(dict.fromkeys(RULE_FIELDS, pl.String))
+_COMMON = {
+    "@timestamp": pl.String,
+    "ts_ms": pl.String,
+    "level": pl.String,
+    "service": pl.String,
+    "host": pl.String,
+    "trace_id": pl.String,
+    "event": pl.String,
+}
+_EVENT = dict.fromkeys(EVENT_FIELDS, pl.String)
+JSON_DOC = pl.Struct(
+    {
+        **_COMMON,
+        **_EVENT,
+        "inputs": pl.Struct(dict.fromkeys(INPUT_FIELDS, pl.String)),
+        "rules": pl.List(_RULE),
+    }
+)
+TEXT_DOC = pl.Struct(
+    {**_EVENT, **dict.fromkeys(INPUT_FIELDS, pl.String), "event": pl.String, "rules": pl.String}
+)
+
+# The flat frame every record becomes, before typing.
+RAW_COLUMNS = [
+    "line",
+    "ts_text",
+    "ts_ms",
+    "text_time",
+    "level",
+    "service",
+    "host",
+    "trace_id",
+    "event",
+    *EVENT_FIELDS,
+    *INPUT_FIELDS,
+    "credit_score_present",
+    "rules",
+    "h1",
+    "h2",
+]
+
+
+def classify(block: pl.DataFrame, record_above: bool) -> pl.DataFrame:
+    """Add `cls` (a first guess: record candidates are confirmed by decoding) and `fmt`.
+
+    `pre_reason`, where set, rejects the line before anything else is looked at
+    (undecodable bytes, the cut-off tail of a truncated file).
+    """
+    text = pl.col("text")
+    stripped = text.str.strip_chars()
+    is_json = stripped.str.starts_with("{")
+    is_text = text.str.contains(TEXT_RECORD_START)
+    candidate = is_json | is_text
+    # A continuation line needs a record somewhere above it in the same file.
+    seen_record = candidate.cast(pl.UInt32).cum_sum() > 0
+    if record_above:
+        seen_record = pl.lit(True)
+    cls = (
+        pl.when(pl.col("pre_reason").is_not_null())
+        .then(pl.lit(REJECTED))
+        .when(stripped == "")
+        .then(pl.lit(BLANK))
+        .when(text.str.starts_with("#"))
+        .then(pl.lit(META))
+        .when(candidate)
+        .then(pl.lit(RECORD))
+        .when(text.str.contains(CONTINUATION_LINE) & seen_record)
+        .then(pl.lit(CONTINUATION))
+        .otherwise(pl.lit(REJECTED))
+        .cast(LineClass)
+    )
+    reason = (
+        pl.when(pl.col("pre_reason").is_not_null())
+        .then(pl.col("pre_reason"))
+        .when(text.str.contains(CONTINUATION_LINE))
+        .then(pl.lit("stack-trace line with no record above it"))
+        .otherwise(pl.lit("neither a JSON object nor a logback record"))
+    )
+    return block.with_columns(
+        cls=cls,
+        fmt=pl.when(is_json).then(pl.lit("json")).otherwise(pl.lit("text")),
+        reason=pl.when(cls == REJECTED).then(reason),
+    )
+
+
+def _decode_tolerant(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
+    try:
+        return docs.str.json_decode(dtype), []
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError):
+        if len(docs) == 1:
+            return pl.Series(docs.name, [None], dtype=dtype), [0]
+    half = len(docs) // 2
+    left, bad_left = _decode_tolerant(docs.slice(0, half), dtype)
+    right, bad_right = _decode_tolerant(docs.slice(half), dtype)
+    return pl.concat([left, right]), bad_left + [half + i for i in bad_right]
+
+
+def parse_records(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode record candidates. Returns (records as RAW_COLUMNS, rejected: line, reason)."""
+    json_lines = lines.filter(pl.col("fmt") == "json").select("line", "text")
+    text_lines = lines.filter(pl.col("fmt") == "text").select("line", "text")
+    parts: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
+    if json_lines.height:
+        rec, rej = _parse_json(json_lines)
+        parts.append(rec)
+        rejected.append(rej)
+    if text_lines.height:
+        rec, rej = _parse_text(text_lines)
+        parts.append(rec)
+        rejected.append(rej)
+    records = pl.concat(parts, how="vertical") if parts else _empty_records()
+    reject = (
+        pl.concat(rejected)
+        if rejected
+        else pl.DataFrame(schema={"line": pl.UInt32, "reason": pl.String})
+    )
+    return records.sort("line"), reject
+
+
+def _split(
+    frame: pl.DataFrame, doc: pl.Series, dtype: pl.DataType
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode JSON documents; returns (rows with the decoded fields, rejects: line, reason).
+
+    `json_path_match` flags invalid JSON as null without raising, but
+    `json_decode` fails a whole batch on one line it dislikes (polars #13768),
+    so a batch that still fails is split until the offending lines are alone.
+    """
+    valid = doc.str.json_path_match(
+        "$"
+    ).is_not_null() & doc.str.strip_chars_start().str.starts_with("{")
+    invalid = frame.filter(~valid).select(
+        "line", pl.lit("invalid JSON or not a JSON object").alias("reason")
+    )
+    frame, doc = frame.filter(valid), doc.filter(valid)
+    decoded, failed = _decode_tolerant(doc, dtype)
+    frame = frame.with_columns(decoded.alias("doc"))
+    rejected = (
+        pl.Series("failed", [i in set(failed) for i in range(frame.height)]) if failed else None
+    )
+    if rejected is not None:
+        undecodable = frame.filter(rejected).select(
+            "line", pl.lit("JSON the decoder rejects (bad types or nesting)").alias("reason")
+        )
+        invalid = pl.concat([invalid, undecodable])
+        frame = frame.filter(~rejected)
+    return frame.unnest("doc"), invalid
+
+
+def _hashes() -> list[pl.Expr]:
+    # Two independent 64-bit hashes of the line: the exact-repeat key for duplicates.
+    return [
+        pl.col("text").hash(seed=7).alias("h1"),
+        pl.col("text").hash(seed=1_000_003).alias("h2"),
+    ]
+
+
+def _parse_json(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    good, bad = _split(frame, frame["text"], JSON_DOC)
+    good = good.unnest("inputs").with_columns(
+        pl.col("@timestamp").alias("ts_text"),
+        pl.lit(False).alias("text_time"),
+        pl.col("text").str.contains(r'"credit_score"\s*:').alias("credit_score_present"),
+        *_hashes(),
+    )
+    return _finish(good), bad
+
+
+def _parse_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    parts = frame.with_columns(pl.col("text").str.extract_groups(TEXT_LINE).alias("p")).unnest("p")
+    malformed = parts.filter(pl.col("msg").is_null()).select(
+        "line", pl.lit("logback line that does not follow the pattern").alias("reason")
+    )
+    parts = parts.filter(pl.col("msg").is_not_null())
+    doc = (
+        "{"
+        + parts["msg"].str.replace_all(_PAIR, r'"${1}":"${2}${3}",').str.strip_chars_end(", ")
+        + "}"
+    )
+    good, bad = _split(parts, doc, TEXT_DOC)
+    bad = bad.with_columns(pl.lit("message is not key=value pairs").alias("reason"))
+    good = good.with_columns(
+        pl.col("ts").alias("ts_text"),
+        pl.lit(None, pl.String).alias("ts_ms"),
+        pl.lit(True).alias("text_time"),
+        pl.col("level").str.to_uppercase(),
+        pl.lit(None, pl.String).alias("service"),
+        pl.lit(None, pl.String).alias("host"),
+        pl.when(pl.col("trace_id").str.strip_chars() != "").then(pl.col("trace_id")),
+        pl.col("msg").str.contains(r"(?:^|\s)credit_score=").alias("credit_score_present"),
+        _text_rules(pl.col("rules")),
+        *_hashes(),
+    )
+    # A text value of null is null.
+    fields = [*EVENT_FIELDS, *INPUT_FIELDS]
+    good = good.with_columns(
+        pl.when(~pl.col(fields).is_in(["null", ""])).then(pl.col(fields)).name.keep()
+    )
+    return _finish(good), pl.concat([malformed, bad])
+
+
+def _text_rules(rules: pl.Expr) -> pl.Expr:
+    """`id/param/threshold/observed/action;...` into the list of rule structs JSON has."""
+    slot = pl.element()
+    return rules.str.split(";").list.eval(
+        slot.filter(slot.str.strip_chars() != "")
+        .str.split("/")
+        .list.eval(pl.when(pl.element() != "").then(pl.element()))
+        .list.to_struct(fields=RULE_FIELDS)
+    )
+
+
+def _finish(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(
+        pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in RAW_COLUMNS
+    ).with_columns(pl.col("rules").cast(pl.List(_RULE)))
+
+
+def _empty_records() -> pl.DataFrame:
+    return _finish(pl.DataFrame(schema={"line": pl.UInt32, "rules": pl.List(_RULE)}))
