@@ -11,12 +11,16 @@ import typer
 from rich.console import Console
 
 from limitaudit import __version__
+from limitaudit.commands.audit import CAUSES, FINDING_KINDS, AuditOptions
+from limitaudit.commands.audit import audit as run_audit
 from limitaudit.commands.scan import scan as scan_dump
+from limitaudit.commands.trace import trace as run_trace
+from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.ingest import DEFAULT_TZ
-from limitaudit.render import render_result
+from limitaudit.ingest import DEFAULT_TZ, ingest
+from limitaudit.render import audit_csv, render_result
 from limitaudit.status import ExitStatus
-from limitaudit.writeout import write_table
+from limitaudit.writeout import write_atomic, write_table
 
 app = typer.Typer(
     name="limitaudit",
@@ -66,7 +70,7 @@ def _check_tz(tz: str) -> None:
 
 @app.command()
 def scan(
-    dump: DumpArg,
+    dump: OptionalDumpArg = None,
     tz: TzOpt = DEFAULT_TZ,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     rejects: Annotated[
@@ -84,11 +88,185 @@ def scan(
         if fmt not in ("table", "json"):
             raise UsageError(f"--format {fmt}: choose table or json")
         _check_tz(tz)
-        result = scan_dump(dump, tz)
+        result = scan_dump(resolve_dump(dump), tz)
         render_result(result, fmt, sys.stdout, _stdout())
         if rejects is not None:
             write_table(result.rejects, rejects)
             _stderr().print(f"{result.rejects.height:,} rejected line(s) written to {rejects}")
+
+    guarded(run)
+
+
+FailOnOpt = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        help="Comma-separated causes and finding kinds that make the exit status 1 "
+        f"(causes: {', '.join(CAUSES)}; findings: {', '.join(FINDING_KINDS)}; or none).",
+    ),
+]
+BelowOpt = Annotated[
+    float,
+    typer.Option("--below", help="Count a limit taken to at or below this many yuan as zeroed."),
+]
+ToleranceOpt = Annotated[
+    float,
+    typer.Option("--tolerance", help="Clock tolerance in seconds for matching by time."),
+]
+OptionalDumpArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dump: directories, files or globs. Default: $LIMITAUDIT_DUMP or ./limitaudit.toml.",
+        show_default=False,
+    ),
+]
+
+
+def _fail_on(value: str) -> set[str]:
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    if names == {"none"}:
+        return set()
+    unknown = names - set(CAUSES) - set(FINDING_KINDS)
+    if unknown:
+        raise UsageError(
+            f"--fail-on: unknown {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(CAUSES + FINDING_KINDS)} or none"
+        )
+    return names
+
+
+def _options(below: float, tolerance: float) -> AuditOptions:
+    if below < 0:
+        raise UsageError("--below must be 0 or more")
+    if tolerance <= 0:
+        raise UsageError("--tolerance must be more than 0 seconds")
+    return AuditOptions(below_yuan=below, tolerance_s=tolerance)
+
+
+@app.command()
+def audit(
+    dump: OptionalDumpArg = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or ndjson.")
+    ] = "table",
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    fail_on: FailOnOpt = "unexplained",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
+    ] = None,
+    bom: Annotated[
+        bool, typer.Option("--bom", help="Start the CSV with a BOM, for Excel.")
+    ] = False,
+    tz: TzOpt = DEFAULT_TZ,
+) -> None:
+    """Every zeroing: its cause, cause_ref, evidence and recovery. Exit 1 on --fail-on."""
+
+    def run() -> int:
+        if fmt not in ("table", "csv", "json", "ndjson"):
+            raise UsageError(f"--format {fmt}: choose table, csv, json or ndjson")
+        if bom and fmt != "csv":
+            raise UsageError("--bom goes with --format csv")
+        failing = _fail_on(fail_on)
+        options = _options(below, tolerance)
+        _check_tz(tz)
+        result = run_audit(ingest(resolve_dump(dump), tz=tz), options)
+        if output is not None:
+            if fmt == "csv":
+                write_atomic(output, lambda fh: fh.write(audit_csv(result, bom)))
+            else:
+                write_atomic(output, lambda fh: render_result(result, fmt, fh, Console(file=fh)))
+            _stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
+        elif fmt == "csv":
+            sys.stdout.write(audit_csv(result, bom))
+        else:
+            render_result(result, fmt, sys.stdout, _stdout())
+        hits = {c: n for c, n in result.by_cause().items() if c in failing and n}
+        hits |= {k: n for k, n in result.finding_counts.items() if k in failing and n}
+        if hits:
+            _stderr().print(
+                "failing: " + ", ".join(f"{n:,} {k}" for k, n in hits.items()), highlight=False
+            )
+            return int(ExitStatus.FINDINGS)
+        return int(ExitStatus.OK)
+
+    raise typer.Exit(guarded(run))
+
+
+@app.command()
+def trace(
+    user: Annotated[str, typer.Argument(help="The user_id to trace.", show_default=False)],
+    dump: OptionalDumpArg = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    tz: TzOpt = DEFAULT_TZ,
+) -> None:
+    """One user's limit timeline: every change explained, every zeroing with its evidence."""
+
+    def run() -> None:
+        if fmt not in ("table", "json"):
+            raise UsageError(f"--format {fmt}: choose table or json")
+        options = _options(below, tolerance)
+        _check_tz(tz)
+        user_id = user.strip()
+        if not user_id.isdigit():
+            raise UsageError(f"{user}: a user_id is a string of digits")
+        result = run_trace(ingest(resolve_dump(dump), tz=tz), user_id, options)
+        render_result(result, fmt, sys.stdout, _stdout())
+
+    guarded(run)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Directory to write the dump into (new or empty).")],
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", help="Where the answer files go (default: OUT-answers)."),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", min=1)] = 300,
+    days: Annotated[int, typer.Option("--days", min=1)] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    text_share: Annotated[
+        float, typer.Option("--text-share", min=0.0, max=1.0, help="Share of text-logging hosts.")
+    ] = 0.5,
+    change_ids: Annotated[
+        bool, typer.Option("--change-ids/--no-change-ids", help="Log records carry change_id.")
+    ] = True,
+    max_skew: Annotated[
+        float, typer.Option("--max-skew", min=0.0, help="Host clock skew bound, seconds.")
+    ] = 60.0,
+    dirt: Annotated[
+        bool, typer.Option("--dirt/--clean", help="Inject the contract's dirt.")
+    ] = True,
+) -> None:
+    """Generate a realistic dump with known answers (the audit CSV a correct tool prints)."""
+    from limitaudit.synth import SynthOptions, generate
+
+    def run() -> None:
+        target = answers or out.with_name(out.name + "-answers")
+        try:
+            result = generate(
+                out,
+                target,
+                SynthOptions(
+                    users=users,
+                    days=days,
+                    seed=seed,
+                    text_share=text_share,
+                    change_ids=change_ids,
+                    max_skew_s=max_skew,
+                    dirt=dirt,
+                ),
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        _stderr().print(
+            f"wrote {result.lines:,} lines to {result.dump_dir} "
+            f"({result.zeroings:,} zeroings); answers in {result.answers_dir}",
+            highlight=False,
+        )
 
     guarded(run)
 

@@ -35,7 +35,7 @@ COUNTS = ["lines", "records", "continuation", "meta", "blank", "duplicates", "re
 _HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
 _ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
 REJECT_SCHEMA = {"file_id": pl.UInt32, "line": pl.UInt32, "reason": pl.String, "text": pl.String}
-KEY_SCHEMA = ["file_id", "line", "h1", "h2"]
+KEY_SCHEMA = {**ORIGIN, "h1": pl.UInt64, "h2": pl.UInt64}
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,19 @@ def record_time(tz: str) -> tuple[pl.Expr, pl.Expr]:
     return ts, problem
 
 
+# Not `reason`: manual_action has a field of that name, which the problem would overwrite.
+_PROBLEM = "_problem"
+
+
+def _set_aside(raw: pl.DataFrame, problem: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows without a problem, and the others as rejects (file_id, line, reason)."""
+    staged = raw.with_columns(problem.alias(_PROBLEM))
+    rejects = staged.filter(pl.col(_PROBLEM).is_not_null()).select(
+        "file_id", "line", pl.col(_PROBLEM).alias("reason")
+    )
+    return staged.filter(pl.col(_PROBLEM).is_null()), rejects
+
+
 def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed table for one event kind, and its rejects (file_id, line, reason)."""
     fields = EVENTS[event]
@@ -125,17 +138,12 @@ def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFram
         value, problem = typed(pl.col(name), kind)
         values.append(value.alias(name))
         checks.append((name, pl.col(name), problem))
-    reason = pl.coalesce(
+    problem = pl.coalesce(
         pl.col("time_problem"), _missing(REQUIRED[event], event), _first_problem(checks)
     )
-    staged = raw.with_columns(reason.alias("reason"))
-    rejects = staged.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
+    good, rejects = _set_aside(raw, problem)
     schema = event_schema(event)
-    good = (
-        staged.filter(pl.col("reason").is_null())
-        .with_columns(values)
-        .with_columns(pl.col("level").str.to_uppercase())
-    )
+    good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
     if "stack" in schema and "stack" not in good.columns:
         good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
     return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
@@ -179,10 +187,9 @@ def type_ledger(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         value, problem = typed(pl.col(name), kind)
         values.append(value.alias(name))
         checks.append((name, pl.col(name), problem))
-    reason = pl.coalesce(_missing(LEDGER_REQUIRED, "ledger row"), _first_problem(checks))
-    staged = raw.with_columns(reason.alias("reason"))
-    rejects = staged.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
-    good = staged.filter(pl.col("reason").is_null()).with_columns(values)
+    problem = pl.coalesce(_missing(LEDGER_REQUIRED, "ledger row"), _first_problem(checks))
+    good, rejects = _set_aside(raw, problem)
+    good = good.with_columns(values)
     return good.select([pl.col(c).cast(t) for c, t in LEDGER_SCHEMA.items()]), rejects
 
 

@@ -125,7 +125,9 @@ def _decode_tolerant(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, li
     half = len(docs) // 2
     left, bad_left = _decode_tolerant(docs.slice(0, half), dtype)
     right, bad_right = _decode_tolerant(docs.slice(half), dtype)
-    return pl.concat([left, right]), bad_left + [half + i for i in bad_right]
+    # One chunk: a string column whose chunks a later filter leaves empty makes
+    # `pl.format` panic (Polars 2.1, "assertion failed: i < self.len()").
+    return pl.concat([left, right], rechunk=True), bad_left + [half + i for i in bad_right]
 
 
 def parse_records(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

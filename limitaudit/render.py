@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import singledispatch
 from typing import Any, TextIO
 
+import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from limitaudit.commands.audit import CAUSES, AuditResult
 from limitaudit.commands.scan import ScanResult
-
-FORMATS = ("table", "json")
+from limitaudit.commands.trace import TraceResult
+from limitaudit.timefmt import ISO_MS
 
 
 def dumps_json(data: Any) -> str:
@@ -83,3 +86,144 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
 
 def _red(n: int) -> str:
     return f"[red]{n:,}[/red]" if n else "0"
+
+
+# -- audit ----------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV)."""
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    risky = "^[" + "".join(re.escape(c) for c in _FORMULA_START) + "]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(risky)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in text
+    )
+
+
+def audit_csv(result: AuditResult, bom: bool = False) -> str:
+    body = spreadsheet_safe(result.zeroings).write_csv(datetime_format=ISO_MS)
+    return ("\ufeff" if bom else "") + body
+
+
+@render_result.register
+def _(result: AuditResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "csv":
+        out.write(audit_csv(result))
+    elif fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+    elif fmt == "ndjson":
+        out.write(result.zeroings.write_ndjson())
+    else:
+        _audit_table(result, console)
+
+
+def _audit_table(result: AuditResult, console: Console) -> None:
+    z = result.zeroings
+    title = f"{z.height:,} zeroing(s)"
+    if result.options.below_fen:
+        title += f" (limit taken to {result.options.below_yuan:g} yuan or less)"
+    causes = Table(title=title, title_justify="left")
+    causes.add_column("cause")
+    causes.add_column("zeroings", justify="right")
+    causes.add_column("recovered (full / partial / none)", justify="right")
+    causes.add_column("notified", justify="right")
+    stats = z.group_by("cause").agg(
+        pl.len().alias("n"),
+        (pl.col("recovery") == "full").sum().alias("full"),
+        (pl.col("recovery") == "partial").sum().alias("partial"),
+        (pl.col("recovery") == "none").sum().alias("none"),
+        pl.col("notified").sum().alias("notified"),
+    )
+    by = {row["cause"]: row for row in stats.iter_rows(named=True)}
+    for cause in CAUSES:
+        row = by.get(cause)
+        if row is None:
+            continue
+        style = "red" if cause == "unexplained" else None
+        causes.add_row(
+            cause,
+            f"{row['n']:,}",
+            f"{row['full']:,} / {row['partial']:,} / {row['none']:,}",
+            f"{row['notified']:,}",
+            style=style,
+        )
+    console.print(causes)
+    groups = (
+        z.filter(pl.col("cause_ref") != "")
+        .group_by("cause", "cause_ref")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("zeroed_at").min().alias("first"),
+            pl.col("zeroed_at").max().alias("last"),
+        )
+        .sort(["n", "cause", "cause_ref"], descending=[True, False, False])
+        .head(10)
+    )
+    if groups.height:
+        top = Table(title="Biggest incidents (by cause_ref)", title_justify="left")
+        for name in ("cause", "cause_ref", "zeroings", "first (UTC)", "last (UTC)"):
+            top.add_column(name, justify="right" if name == "zeroings" else "left")
+        for row in groups.iter_rows(named=True):
+            top.add_row(row["cause"], row["cause_ref"], f"{row['n']:,}", row["first"], row["last"])
+        console.print(top)
+    if len(result.offsets):
+        skew = ", ".join(
+            f"{h} {o / 1000:+.1f}s" for h, o, _ in result.offsets.iter_rows() if o is not None
+        )
+        console.print(f"Host clock offsets (estimated from the ledger): {skew}", highlight=False)
+    counts = {k: v for k, v in result.finding_counts.items() if v}
+    if counts:
+        console.print(
+            "Findings: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            + "  (--format json lists them all)",
+            highlight=False,
+        )
+        for finding in result.findings[:10]:
+            console.print(f"  [yellow]{finding.kind}[/yellow] {finding.message}", highlight=False)
+        if len(result.findings) > 10:
+            console.print(f"  … and {len(result.findings) - 10:,} more")
+    a = result.accounting
+    console.print(
+        f"Read {a['lines']:,} lines: {a['records']:,} records, {a['duplicates']:,} duplicates, "
+        f"{a['rejected']:,} rejected (`limitaudit scan` shows where).",
+        highlight=False,
+    )
+
+
+# -- trace ----------------------------------------------------------------------------
+
+
+@render_result.register
+def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+        return
+    table = Table(title=f"User {result.user_id}", title_justify="left")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("what", overflow="fold")
+    table.add_column("record", overflow="fold")
+    for row in result.timeline.iter_rows(named=True):
+        style = "bold" if row["kind"] == "ledger" else None
+        table.add_row(row["time"], row["kind"], row["what"], row["record"], style=style)
+    console.print(table)
+    if result.zeroings.height == 0:
+        console.print("No zeroing for this user in the dump.")
+    for z in result.zeroings.iter_rows(named=True):
+        restored = (
+            f"restored to {z['restored_limit']} at {z['restored_at']} ({z['recovery']})"
+            if z["recovery"] != "none"
+            else "not restored in the dump"
+        )
+        console.print(
+            f"\n[bold]Zeroed at {z['zeroed_at']}[/bold] from {z['limit_before']}: "
+            f"[bold]{z['cause']}[/bold] {z['cause_ref']}; {restored}; "
+            f"notified: {'yes' if z['notified'] else 'no'}",
+            highlight=False,
+        )
+        for part in z["evidence"].split("; "):
+            console.print(f"  - {part}", highlight=False, markup=False)

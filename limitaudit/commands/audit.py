@@ -1,0 +1,417 @@
+"""`limitaudit audit`: every zeroing in the dump, with its cause, evidence and recovery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from limitaudit.attribute import Context, explain, model_history, param_history
+from limitaudit.ingest import Dump, Finding
+from limitaudit.match import actions, corrected, estimate_offsets, match_rows
+from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
+from limitaudit.timefmt import iso_expr
+
+CAUSES = [
+    "manual",
+    "system_error",
+    "data_anomaly",
+    "parameter_error",
+    "model_regression",
+    "risk_policy",
+    "unexplained",
+]
+FINDING_KINDS = [
+    "chain_break",
+    "ledger_gap",
+    "rejected",
+    "truncated",
+    "skipped",
+    "empty",
+    "unreadable",
+    "ledger_conflict",
+]
+CSV_COLUMNS = [
+    "user_id",
+    "zeroed_at",
+    "limit_before",
+    "cause",
+    "cause_ref",
+    "recovery",
+    "restored_at",
+    "restored_limit",
+    "rule_id",
+    "evidence",
+    "zero_duration_s",
+    "notified",
+    "matched_by",
+    "change_id",
+    "record",
+    "host",
+]
+NOTICE_WINDOW_MS = 24 * 3600 * 1000
+# A host that writes nothing for this long while the fleet is busy has gone silent.
+SILENCE_MS = 15 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    below_yuan: float = 0.0
+    tolerance_s: float = 120.0
+
+    @property
+    def below_fen(self) -> int:
+        return round(self.below_yuan * 100)
+
+    @property
+    def tolerance_ms(self) -> int:
+        return round(self.tolerance_s * 1000)
+
+
+@dataclass
+class AuditResult:
+    zeroings: pl.DataFrame  # CSV_COLUMNS, sorted by zeroed_at then user_id
+    findings: list[Finding]
+    offsets: pl.DataFrame  # host, offset_ms, evidence
+    accounting: dict[str, int]
+    options: AuditOptions
+    finding_counts: dict[str, int] = field(default_factory=dict)
+
+    def by_cause(self) -> dict[str, int]:
+        counts = dict(self.zeroings.group_by("cause").len().iter_rows())
+        return {c: counts.get(c, 0) for c in CAUSES}
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "zeroings": self.zeroings.to_dicts(),
+            "summary": {"zeroings": self.zeroings.height, "by_cause": self.by_cause()},
+            "findings": [
+                {"kind": f.kind, "file": f.file, "message": f.message} for f in self.findings
+            ],
+            "finding_counts": self.finding_counts,
+            "clock_offsets": [
+                {"host": h, "offset_ms": o, "evidence": n} for h, o, n in self.offsets.iter_rows()
+            ],
+            "accounting": self.accounting,
+        }
+
+
+def yuan(col: str | pl.Expr) -> pl.Expr:
+    """Fen as a yuan string with two decimals: 5000007 -> "50000.07"."""
+    fen = pl.col(col) if isinstance(col, str) else col
+    return pl.when(fen.is_not_null()).then(
+        pl.concat_str(
+            (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
+        )
+    )
+
+
+def audit(dump: Dump, options: AuditOptions) -> AuditResult:
+    tol = options.tolerance_ms
+    names = pl.DataFrame(
+        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
+        schema={"file_id": pl.UInt32, "file": pl.String},
+    )
+    ledger = ordered_ledger(dump)
+    zero = zeroings(ledger, options.below_fen).with_row_index("zid")
+    acts = actions(dump).with_row_index("act_id")
+    offsets = estimate_offsets(dump.ledger, acts, tol)
+    acts = corrected(acts, offsets)
+    zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
+    rows = zero.select(
+        pl.col("zid").alias("row_id"), "user_id", "change_id", "changed_at", "limit_before"
+    )
+    matched = match_rows(rows, zero_acts, tol).rename({"row_id": "zid"})
+    zero = zero.join(matched, on="zid", how="left").join(
+        acts.select(
+            "act_id",
+            pl.col("source").alias("act"),
+            pl.col("file_id").alias("a_file"),
+            pl.col("line").alias("a_line"),
+            "host",
+            "ts",
+            "cts",
+            pl.col("limit_before").alias("a_before"),
+            pl.col("limit_after").alias("a_after"),
+        ),
+        on="act_id",
+        how="left",
+    )
+    ctx = Context(
+        params=param_history(corrected(dump.tables["param_change"], offsets)),
+        models=model_history(corrected(dump.tables["model_deploy"], offsets)),
+        errors=corrected(dump.tables["engine_error"], offsets),
+        batches=corrected(dump.tables["feed_batch"], offsets),
+        tolerance_ms=tol,
+    )
+    decided = _decisions(zero, dump, ctx)
+    manual = _manual(zero, dump)
+    unexplained = _unexplained(zero, acts, dump, offsets, tol, names)
+    out = pl.concat([decided, manual, unexplained], how="diagonal_relaxed")
+    out = _with_notices(out, dump, offsets)
+    out = _finish(out, names)
+    breaks = chain_breaks(ledger)
+    gaps = ledger_gaps(dump.ledger, acts, tol)
+    findings = _findings(dump, breaks, gaps, names)
+    counts = {k: 0 for k in FINDING_KINDS}
+    for f in findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    counts["rejected"] = dump.rejects.height
+    accounting = {
+        c: sum(f.counts[c] for f in dump.files)
+        for c in ("lines", "records", "duplicates", "rejected")
+    }
+    return AuditResult(out, findings, offsets, accounting, options, counts)
+
+
+def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> pl.DataFrame:
+    decision = dump.tables["decision"].rename({"file_id": "a_file", "line": "a_line"})
+    rows = zero.filter(pl.col("act") == "decision").select(
+        "zid", "a_file", "a_line", "cts", "matched_by"
+    )
+    full = rows.join(
+        decision.drop("limit_before", "limit_after", "change_id"), on=["a_file", "a_line"]
+    )
+    explained = explain(full, ctx)
+    return zero.join(
+        explained.select("zid", "cause", "cause_ref", "rule_id", "rule_notes"), on="zid"
+    ).with_columns(pl.col("rule_notes").alias("why"))
+
+
+def _manual(zero: pl.DataFrame, dump: Dump) -> pl.DataFrame:
+    manual = dump.tables["manual_action"].select(
+        pl.col("file_id").alias("a_file"),
+        pl.col("line").alias("a_line"),
+        "ticket",
+        "operator",
+        "action",
+        "reason",
+    )
+    rows = zero.filter(pl.col("act") == "manual_action").join(
+        manual, on=["a_file", "a_line"], how="left"
+    )
+    return rows.with_columns(
+        pl.lit("manual").alias("cause"),
+        pl.col("ticket").fill_null("").alias("cause_ref"),
+        pl.lit("").alias("rule_id"),
+        pl.format(
+            "manual {} by {} (ticket {}): {}",
+            pl.col("action").fill_null("?"),
+            pl.col("operator").fill_null("?"),
+            pl.col("ticket").fill_null("?"),
+            pl.col("reason").fill_null(""),
+        ).alias("why"),
+    ).drop("ticket", "operator", "action", "reason")
+
+
+def _unexplained(
+    zero: pl.DataFrame,
+    acts: pl.DataFrame,
+    dump: Dump,
+    offsets: pl.DataFrame,
+    tol: int,
+    names: pl.DataFrame,
+) -> pl.DataFrame:
+    """Say what is missing: the user's nearest record, and any engine host silent at the time."""
+    rows = zero.filter(pl.col("act_id").is_null()).drop("host", "ts", "cts")
+    nearest = (
+        rows.select("zid", "user_id", "changed_at")
+        .join(
+            acts.select(
+                "user_id",
+                pl.col("cts").alias("n_cts"),
+                pl.col("file_id").alias("n_file"),
+                pl.col("line").alias("n_line"),
+                pl.col("limit_after").alias("n_after"),
+                pl.col("source").alias("n_source"),
+            ),
+            on="user_id",
+        )
+        .with_columns((pl.col("n_cts") - pl.col("changed_at")).dt.total_seconds().alias("n_dt"))
+        .sort("zid", pl.col("n_dt").abs())
+        .group_by("zid", maintain_order=True)
+        .first()
+        .join(names.rename({"file_id": "n_file", "file": "n_name"}), on="n_file", how="left")
+        .select(
+            "zid",
+            pl.format(
+                "nearest record of the user: {} {}:{} {} s from the ledger time, setting {}",
+                "n_source",
+                "n_name",
+                "n_line",
+                "n_dt",
+                yuan("n_after"),
+            ).alias("nearest"),
+        )
+    )
+    silent = _silent_hosts(rows, dump, offsets)
+    why = pl.concat_str(
+        pl.format(
+            "no decision or manual action setting the limit to zero for user {} within ±{} s",
+            "user_id",
+            pl.lit(tol // 1000),
+        ),
+        pl.col("nearest"),
+        pl.col("silence"),
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return (
+        rows.join(nearest, on="zid", how="left")
+        .join(silent, on="zid", how="left")
+        .with_columns(
+            pl.lit("unexplained").alias("cause"),
+            pl.lit("").alias("cause_ref"),
+            pl.lit("").alias("rule_id"),
+            why.alias("why"),
+        )
+        .drop("nearest", "silence")
+    )
+
+
+def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
+    """Stretches where a risk-engine host wrote nothing for a long time: host, start, end."""
+    decisions = corrected(dump.tables["decision"].select("host", "ts"), offsets)
+    if decisions.height == 0:
+        return pl.DataFrame(
+            schema={
+                "host": pl.String,
+                "start": pl.Datetime("ms", "UTC"),
+                "end": pl.Datetime("ms", "UTC"),
+            }
+        )
+    span_end = decisions["cts"].max()
+    timeline = decisions.sort("host", "cts").with_columns(
+        pl.col("cts").shift(-1).over("host").fill_null(span_end).alias("next")
+    )
+    return timeline.filter(
+        (pl.col("next") - pl.col("cts")).dt.total_milliseconds() >= SILENCE_MS
+    ).select("host", pl.col("cts").alias("start"), pl.col("next").alias("end"))
+
+
+def _silent_hosts(rows: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
+    gaps = engine_silences(dump, offsets)
+    hits = (
+        rows.select("zid", "changed_at")
+        .join(gaps, how="cross")
+        .filter((pl.col("start") <= pl.col("changed_at")) & (pl.col("changed_at") <= pl.col("end")))
+        .with_columns(
+            pl.format(
+                "engine host {} wrote nothing from {} to {}",
+                "host",
+                iso_expr("start"),
+                iso_expr("end"),
+            ).alias("s")
+        )
+        .group_by("zid")
+        .agg(pl.col("s").sort().str.join("; ").alias("silence"))
+    )
+    return hits
+
+
+def _with_notices(out: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
+    """Was the user told? A user_notice for the user within 24 h after the zeroing."""
+    notices = corrected(dump.tables["user_notice"].select("host", "ts", "user_id"), offsets)
+    told = (
+        out.select("zid", "user_id", "changed_at")
+        .join(notices.select("user_id", "cts"), on="user_id")
+        .filter(
+            (pl.col("cts") >= pl.col("changed_at") - pl.duration(minutes=5))
+            & ((pl.col("cts") - pl.col("changed_at")).dt.total_milliseconds() <= NOTICE_WINDOW_MS)
+        )
+        .select("zid")
+        .unique()
+        .with_columns(pl.lit(True).alias("notified"))
+    )
+    return out.join(told, on="zid", how="left").with_columns(pl.col("notified").fill_null(False))
+
+
+def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    out = out.join(names.rename({"file_id": "a_file", "file": "a_name"}), on="a_file", how="left")
+    record = pl.when(pl.col("a_name").is_not_null()).then(pl.format("{}:{}", "a_name", "a_line"))
+    head = pl.when(pl.col("act").is_not_null()).then(
+        pl.format(
+            "{} {} on {} at {} set {}→{} (matched by {})",
+            "act",
+            record,
+            "host",
+            iso_expr("ts"),
+            yuan("a_before"),
+            yuan("a_after"),
+            "matched_by",
+        )
+    )
+    evidence = pl.concat_str(head, pl.col("why"), separator="; ", ignore_nulls=True)
+    return out.sort("changed_at", "user_id").select(
+        "user_id",
+        iso_expr("changed_at").alias("zeroed_at"),
+        yuan("limit_before").alias("limit_before"),
+        "cause",
+        pl.col("cause_ref").fill_null(""),
+        "recovery",
+        iso_expr("restored_at").alias("restored_at"),
+        yuan("restored_limit").alias("restored_limit"),
+        pl.col("rule_id").fill_null(""),
+        evidence.fill_null("").alias("evidence"),
+        pl.col("zero_duration_s"),
+        "notified",
+        pl.col("matched_by").fill_null(""),
+        "change_id",
+        record.fill_null("").alias("record"),
+        pl.col("host").fill_null(""),
+    )
+
+
+def ledger_gaps(ledger: pl.DataFrame, acts: pl.DataFrame, tol: int) -> pl.DataFrame:
+    """Records that changed a limit but whose ledger row never arrived."""
+    changes = acts.filter(pl.col("limit_before") != pl.col("limit_after"))
+    rows = ledger.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
+        "user_id",
+        "change_id",
+        "changed_at",
+        "limit_before",
+    )
+    matched = match_rows(rows, changes, tol)
+    unmatched = changes.join(matched.select("act_id"), on="act_id", how="anti")
+    # A change_id the ledger does not hold is a gap for sure; without one, no row in time.
+    return unmatched.select(
+        "file_id", "line", "source", "user_id", "change_id", "ts", "limit_before", "limit_after"
+    )
+
+
+def _findings(
+    dump: Dump, breaks: pl.DataFrame, gaps: pl.DataFrame, names: pl.DataFrame
+) -> list[Finding]:
+    findings = list(dump.findings)
+    named = breaks.join(names, on="file_id", how="left").join(
+        names.rename({"file_id": "prev_file_id", "file": "prev_file"}),
+        on="prev_file_id",
+        how="left",
+    )
+    for r in named.sort("changed_at", "user_id").iter_rows(named=True):
+        findings.append(
+            Finding(
+                "chain_break",
+                r["file"],
+                f"user {r['user_id']}: {r['file']}:{r['line']} ({r['change_id']}) starts at "
+                f"{_yuan(r['limit_before'])} but {r['prev_file']}:{r['prev_line']} "
+                f"({r['prev_change_id']}) left {_yuan(r['prev_after'])}: rows are missing between",
+            )
+        )
+    for r in gaps.join(names, on="file_id", how="left").sort("ts", "user_id").iter_rows(named=True):
+        findings.append(
+            Finding(
+                "ledger_gap",
+                r["file"],
+                f"user {r['user_id']}: {r['source']} {r['file']}:{r['line']} changed the limit "
+                f"{_yuan(r['limit_before'])}→{_yuan(r['limit_after'])}"
+                f"{' (' + r['change_id'] + ')' if r['change_id'] else ''} but no ledger row has it",
+            )
+        )
+    return findings
+
+
+def _yuan(fen: int | None) -> str:
+    return "?" if fen is None else f"{fen // 100}.{fen % 100:02d}"

@@ -1,0 +1,181 @@
+"""`limitaudit trace USER`: one user's whole limit timeline, each change explained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from limitaudit.commands.audit import AuditOptions, AuditResult, audit, yuan
+from limitaudit.errors import LimitAuditError
+from limitaudit.ingest import Dump
+from limitaudit.match import actions, corrected, match_rows
+from limitaudit.timefmt import iso_expr
+
+
+class UnknownUser(LimitAuditError):
+    """The user has no ledger row and no record in the dump."""
+
+
+@dataclass
+class TraceResult:
+    user_id: str
+    timeline: pl.DataFrame  # time, kind, what, record
+    zeroings: pl.DataFrame  # the audit rows of this user
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "timeline": self.timeline.to_dicts(),
+            "zeroings": self.zeroings.to_dicts(),
+        }
+
+
+def nearest_ids(ids: pl.Series, user_id: str, n: int = 3) -> list[str]:
+    """Ids that sort next to the given one: a mistyped last digits lands beside the real id."""
+    ids = ids.unique().sort()
+    if len(ids) == 0:
+        return []
+    at = int(ids.search_sorted(user_id))
+    window = ids.slice(max(at - n, 0), 2 * n).to_list()
+    return sorted(window, key=lambda x: (-_common_prefix(x, user_id), x))[:n]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
+    known = pl.concat(
+        [
+            dump.ledger.select("user_id"),
+            dump.tables["decision"].select("user_id"),
+            dump.tables["manual_action"].select("user_id"),
+        ]
+    )["user_id"]
+    if not (known == user_id).any():
+        near = nearest_ids(known, user_id)
+        hint = f"; nearest ids in the dump: {', '.join(near)}" if near else ""
+        raise UnknownUser(f"user {user_id} has no ledger row and no record in this dump{hint}")
+    result = audit(dump, options)
+    return TraceResult(
+        user_id,
+        _timeline(dump, user_id, result, options),
+        result.zeroings.filter(pl.col("user_id") == user_id),
+    )
+
+
+def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptions) -> pl.DataFrame:
+    names = pl.DataFrame(
+        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
+        schema={"file_id": pl.UInt32, "file": pl.String},
+    )
+    mine = pl.col("user_id") == user_id
+    ledger = dump.ledger.filter(mine).sort("changed_at")
+    acts = corrected(actions(dump).filter(mine).with_row_index("act_id"), result.offsets)
+    rows = ledger.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
+        "user_id",
+        "change_id",
+        "changed_at",
+        "limit_before",
+    )
+    pairs = match_rows(rows, acts, options.tolerance_ms)
+    ledger_events = (
+        ledger.with_row_index("row_id")
+        .join(pairs, on="row_id", how="left")
+        .join(
+            acts.select(
+                "act_id",
+                pl.col("source").alias("a_source"),
+                pl.col("file_id").alias("a_file"),
+                pl.col("line").alias("a_line"),
+            ),
+            on="act_id",
+            how="left",
+        )
+        .join(names.rename({"file_id": "a_file", "file": "a_name"}), on="a_file", how="left")
+        .join(names, on="file_id", how="left")
+        .select(
+            pl.col("changed_at").alias("time"),
+            pl.lit("ledger").alias("kind"),
+            pl.format(
+                "{} {}→{} ({}){}",
+                "change_id",
+                yuan("limit_before"),
+                yuan("limit_after"),
+                pl.col("source").fill_null("?"),
+                pl.when(pl.col("a_name").is_not_null())
+                .then(pl.format("; behind it: {} {}:{}", "a_source", "a_name", "a_line"))
+                .otherwise(pl.lit("; no logged record behind it")),
+            ).alias("what"),
+            pl.format("{}:{}", "file", "line").alias("record"),
+        )
+    )
+    events = [ledger_events]
+    for event, what in _EVENT_TEXT.items():
+        table = dump.tables[event]
+        if "user_id" not in table.columns:
+            continue
+        part = corrected(table.filter(mine), result.offsets).join(names, on="file_id", how="left")
+        events.append(
+            part.select(
+                pl.col("cts").alias("time"),
+                pl.lit(event).alias("kind"),
+                what.alias("what"),
+                pl.format("{}:{}", "file", "line").alias("record"),
+            )
+        )
+    return (
+        pl.concat(events)
+        .sort("time", "kind")
+        .with_columns(iso_expr("time").alias("time"), pl.col("what").fill_null(""))
+    )
+
+
+def _rules_text() -> pl.Expr:
+    return (
+        pl.col("rules")
+        .list.eval(
+            pl.element().struct.field("id") + pl.lit("/") + pl.element().struct.field("action")
+        )
+        .list.join(",")
+    )
+
+
+_EVENT_TEXT = {
+    "decision": pl.format(
+        "{}→{} score={} model={} params={} rules=[{}]{}",
+        yuan("limit_before"),
+        yuan("limit_after"),
+        pl.col("score").cast(pl.String).fill_null("null"),
+        pl.col("model_version").fill_null("?"),
+        pl.col("param_version").fill_null("?"),
+        _rules_text().fill_null(""),
+        pl.when(pl.col("fallback")).then(pl.lit(" FALLBACK")).otherwise(pl.lit("")),
+    ),
+    "manual_action": pl.format(
+        "{} by {} ticket {}: {}→{} {}",
+        pl.col("action"),
+        pl.col("operator").fill_null("?"),
+        pl.col("ticket").fill_null("?"),
+        yuan("limit_before").fill_null("?"),
+        yuan("limit_after").fill_null("?"),
+        pl.col("reason").fill_null(""),
+    ),
+    "engine_error": pl.format(
+        "{} in {}: {}",
+        pl.col("error").fill_null("?"),
+        pl.col("component").fill_null("?"),
+        pl.col("message").fill_null(""),
+    ),
+    "user_notice": pl.format(
+        "{} via {}", pl.col("template").fill_null("?"), pl.col("channel").fill_null("?")
+    ),
+}

@@ -1,0 +1,125 @@
+"""Match ledger rows to the records behind them, and estimate host clock offsets.
+
+By change_id where both sides have it; otherwise by user and time within the
+clock tolerance, preferring the record whose limit_before agrees. One record
+explains at most one row (contract section 6).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from limitaudit.ingest import Dump
+
+# A ledger row is written 0-5 s after the decision behind it (contract section 2).
+LEDGER_LAG_MS = 2_500
+
+
+def actions(dump: Dump) -> pl.DataFrame:
+    """Every record that can set a limit: decisions and manual actions, in one frame."""
+    cols = ["file_id", "line", "ts", "host", "user_id", "change_id", "limit_before", "limit_after"]
+    decisions = dump.tables["decision"].select(*cols, pl.lit("decision").alias("source"))
+    manual = dump.tables["manual_action"].filter(pl.col("limit_after").is_not_null())
+    return pl.concat([decisions, manual.select(*cols, pl.lit("manual_action").alias("source"))])
+
+
+def _offsets(pairs: pl.DataFrame) -> pl.DataFrame:
+    return (
+        pairs.group_by("host")
+        .agg(
+            ((pl.col("ts") - pl.col("changed_at")).dt.total_milliseconds().median() + LEDGER_LAG_MS)
+            .round()
+            .cast(pl.Int64)
+            .alias("offset_ms"),
+            pl.len().alias("evidence"),
+        )
+        .sort("host")
+    )
+
+
+def corrected(frame: pl.DataFrame, offsets: pl.DataFrame, ts: str = "ts") -> pl.DataFrame:
+    """Add `cts`: the record's time with its host's clock offset removed (where known)."""
+    return (
+        frame.join(offsets.select("host", "offset_ms"), on="host", how="left")
+        .with_columns(
+            (pl.col(ts) - pl.duration(milliseconds=pl.col("offset_ms").fill_null(0))).alias("cts")
+        )
+        .drop("offset_ms")
+    )
+
+
+def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
+    """Pair ledger rows (row_id, user_id, change_id, changed_at, limit_before) with records.
+
+    `acts` must carry `cts` and a unique `act_id`. Returns row_id, act_id, matched_by.
+    """
+    by_id = rows.join(
+        acts.filter(pl.col("change_id").is_not_null()).select("act_id", "change_id"),
+        on="change_id",
+    ).select("row_id", "act_id", pl.lit("change_id").alias("matched_by"))
+    by_id = by_id.filter(
+        pl.col("row_id").is_first_distinct() & pl.col("act_id").is_first_distinct()
+    )
+    rest = rows.join(by_id, on="row_id", how="anti")
+    # Only records without a change_id can be matched by time: one with an id names its row.
+    free = acts.filter(pl.col("change_id").is_null())
+    pairs = (
+        rest.select("row_id", "user_id", "changed_at", pl.col("limit_before").alias("row_before"))
+        .join(free.select("act_id", "user_id", "cts", "limit_before"), on="user_id")
+        .with_columns(
+            ((pl.col("changed_at") - pl.col("cts")).dt.total_milliseconds() - LEDGER_LAG_MS)
+            .abs()
+            .alias("gap")
+        )
+        .filter(pl.col("gap") <= tolerance_ms + LEDGER_LAG_MS)
+        .with_columns((pl.col("limit_before") != pl.col("row_before")).alias("disagrees"))
+    )
+    by_time = _one_to_one(pairs.select("row_id", "act_id", "disagrees", "gap"))
+    return pl.concat([by_id, by_time.with_columns(pl.lit("time").alias("matched_by"))])
+
+
+def _one_to_one(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Greedy assignment: repeatedly keep pairs that are each other's best, drop their rows."""
+    chosen: list[pl.DataFrame] = []
+    pairs = pairs.sort("disagrees", "gap", "row_id", "act_id")
+    while pairs.height:
+        best = pairs.filter(pl.col("row_id").is_first_distinct()).filter(
+            pl.col("act_id").is_first_distinct()
+        )
+        mutual = best.join(
+            pairs.filter(pl.col("act_id").is_first_distinct()).select("row_id", "act_id"),
+            on=["row_id", "act_id"],
+            how="semi",
+        )
+        if mutual.height == 0:
+            break
+        chosen.append(mutual.select("row_id", "act_id"))
+        pairs = pairs.join(mutual.select("row_id"), on="row_id", how="anti").join(
+            mutual.select("act_id"), on="act_id", how="anti"
+        )
+    if not chosen:
+        return pl.DataFrame(schema={"row_id": pl.UInt32, "act_id": pl.UInt32})
+    return pl.concat(chosen)
+
+
+def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
+    """Host clock offsets from every record that can be tied to its ledger row.
+
+    Records with a change_id are tied by it; the rest by a first pass on uncorrected
+    times, which the tolerance (wider than any skew the contract allows) makes safe.
+    """
+    changes = acts.filter(pl.col("limit_before") != pl.col("limit_after")).with_columns(
+        pl.col("ts").alias("cts")
+    )
+    rows = ledger.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
+        "user_id",
+        "change_id",
+        "changed_at",
+        "limit_before",
+    )
+    pairs = match_rows(rows, changes, tolerance_ms)
+    tied = pairs.join(rows.select("row_id", "changed_at"), on="row_id").join(
+        changes.select("act_id", "host", "ts"), on="act_id"
+    )
+    return _offsets(tied)
