@@ -43,7 +43,8 @@ TzOpt = Annotated[
 
 
 def _stderr() -> Console:
-    return Console(stderr=True)
+    # Diagnostics are single lines: never wrap them, whatever the terminal width.
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _stdout() -> Console:

@@ -23,6 +23,10 @@ def actions(dump: Dump) -> pl.DataFrame:
     return pl.concat([decisions, manual.select(*cols, pl.lit("manual_action").alias("source"))])
 
 
+# Below this an estimate is within the ledger's own 0-5 s lag: not worth correcting.
+MIN_OFFSET_MS = 5_000
+
+
 def _offsets(pairs: pl.DataFrame) -> pl.DataFrame:
     return (
         pairs.group_by("host")
@@ -33,6 +37,7 @@ def _offsets(pairs: pl.DataFrame) -> pl.DataFrame:
             .alias("offset_ms"),
             pl.len().alias("evidence"),
         )
+        .filter(pl.col("offset_ms").abs() >= MIN_OFFSET_MS)
         .sort("host")
     )
 

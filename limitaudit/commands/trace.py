@@ -39,7 +39,8 @@ def nearest_ids(ids: pl.Series, user_id: str, n: int = 3) -> list[str]:
         return []
     at = int(ids.search_sorted(user_id))
     window = ids.slice(max(at - n, 0), 2 * n).to_list()
-    return sorted(window, key=lambda x: (-_common_prefix(x, user_id), x))[:n]
+    target = int(user_id)
+    return sorted(window, key=lambda x: (-_common_prefix(x, user_id), abs(int(x) - target), x))[:n]
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -1,0 +1,249 @@
+"""The CLI as a user runs it: exact output (golden files), exit codes, options.
+
+Set UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from limitaudit.cli import app
+from limitaudit.status import ExitStatus
+from tests.builders import (
+    U1,
+    U2,
+    U3,
+    decision,
+    engine_error,
+    feed_batch,
+    ledger_row,
+    manual,
+    model_deploy,
+    notice,
+    param_change,
+    rule,
+    write_dump,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+ENV = {"COLUMNS": "160", "NO_COLOR": "1", "LIMITAUDIT_DUMP": ""}
+
+
+@pytest.fixture
+def dump(tmp_path: Path) -> Path:
+    """One zeroing per cause, and a little dirt."""
+    u4, u5, u6, u7 = "2088100000000004", "2088100000000005", "2088100000000006", "2088100000000007"
+    records = [
+        param_change(10, "score_cutoff", "600", "6000", "pv-2", "rel-bad"),
+        param_change(50, "score_cutoff", "6000", "600", "pv-3", "rel-fix"),
+        model_deploy(5, "credit-v8.3", "credit-v8.2", 100, "rel-m"),
+        model_deploy(45, "credit-v8.2", "credit-v8.3", 100, "rel-m-back"),
+        feed_batch(1, "cb-01", status="partial", nulls=12),
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [rule("R_SCORE_CUTOFF", "score_cutoff", 6000, 712.4)],
+            change_id="c1",
+            pv="pv-2",
+            score=712.4,
+        ),
+        decision(
+            U2,
+            21,
+            30000,
+            0,
+            [rule("R_NO_SCORE")],
+            change_id="c2",
+            score=None,
+            credit_score=None,
+            batch="cb-01",
+        ),
+        engine_error(22, "t-1"),
+        decision(
+            U3,
+            22,
+            8000,
+            0,
+            [rule("R_FAIL_CLOSED")],
+            change_id="c3",
+            fallback=True,
+            trace="t-1",
+            score=None,
+        ),
+        decision(
+            u4,
+            23,
+            20000,
+            0,
+            [rule("R_SCORE_CUTOFF", "score_cutoff", 600, 540)],
+            change_id="c4",
+            model="credit-v8.3",
+            score=540,
+        ),
+        decision(
+            u5,
+            24,
+            15000,
+            0,
+            [rule("R_OVERDUE", "overdue_max_days", 30, 45)],
+            change_id="c5",
+            overdue=45,
+        ),
+        manual(25, u6, "OPS-1", 9000, 0, reason='=HYPERLINK("x") 客户投诉', change_id="c6"),
+        notice(21, U1),
+        decision(u7, 90, 1000, 1000, []),
+    ]
+    ledger = [
+        ledger_row("c1", U1, 20.05, 50000, 0),
+        ledger_row("c2", U2, 21.05, 30000, 0),
+        ledger_row("c3", U3, 22.05, 8000, 0),
+        ledger_row("c4", u4, 23.05, 20000, 0),
+        ledger_row("c5", u5, 24.05, 15000, 0),
+        ledger_row("c6", u6, 25.05, 9000, 0, "manual"),
+        ledger_row("c7", u7, 26, 1000, 0),
+        ledger_row("c8", U1, 70, 0, 50000, "repayment"),
+        ledger_row("c9", U2, 75, 0, 10000, "campaign"),
+    ]
+    root = write_dump(tmp_path / "dump", records, ledger)
+    (root / "README.txt").write_text("copied off the hosts\n")
+    return root
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args), env={**ENV, **(env or {})})
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_audit_csv_matches_golden_and_exits_1_on_unexplained(dump: Path) -> None:
+    result = invoke("audit", str(dump), "--format", "csv")
+    assert result.exit_code == ExitStatus.FINDINGS
+    assert result.stderr == "failing: 1 unexplained\n"
+    golden("audit.csv", result.stdout)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0])[:8] == [
+        "user_id",
+        "zeroed_at",
+        "limit_before",
+        "cause",
+        "cause_ref",
+        "recovery",
+        "restored_at",
+        "restored_limit",
+    ]
+    causes = {r["cause"] for r in rows}
+    assert causes == {
+        "parameter_error",
+        "data_anomaly",
+        "system_error",
+        "model_regression",
+        "risk_policy",
+        "manual",
+        "unexplained",
+    }
+
+
+def test_audit_json_and_ndjson_match_golden(dump: Path) -> None:
+    result = invoke("audit", str(dump), "--format", "json", "--fail-on", "none")
+    assert result.exit_code == ExitStatus.OK
+    data = json.loads(result.stdout)
+    data["findings"] = [f for f in data["findings"] if f["kind"] != "skipped"]
+    golden("audit.json", json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    nd = invoke("audit", str(dump), "--format", "ndjson", "--fail-on", "none")
+    lines = [json.loads(x) for x in nd.stdout.splitlines()]
+    assert lines == data["zeroings"]
+
+
+def test_audit_table_matches_golden(dump: Path) -> None:
+    result = invoke("audit", str(dump), "--fail-on", "none")
+    assert result.exit_code == ExitStatus.OK
+    golden("audit_table.txt", result.stdout)
+
+
+def test_trace_table_and_json_match_golden(dump: Path) -> None:
+    result = invoke("trace", U1, str(dump))
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    golden("trace_table.txt", result.stdout)
+    data = json.loads(invoke("trace", U1, str(dump), "--format", "json").stdout)
+    golden("trace.json", json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    assert data["zeroings"][0]["cause"] == "parameter_error"
+
+
+def test_csv_is_spreadsheet_safe_and_keeps_chinese(dump: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit.csv"
+    result = invoke("audit", str(dump), "--format", "csv", "--bom", "--output", str(out))
+    assert result.exit_code == ExitStatus.FINDINGS
+    assert result.stdout == ""
+    raw = out.read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    manual_row = next(r for r in rows if r["cause"] == "manual")
+    assert "客户投诉" in manual_row["evidence"]
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@")), value
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["audit", "/no/such/dump"], "/no/such/dump: no such file or directory"),
+        (["audit", "{dump}", "--format", "xml"], "--format xml: choose table, csv, json or ndjson"),
+        (["audit", "{dump}", "--fail-on", "bogus"], "--fail-on: unknown bogus"),
+        (["audit", "{dump}", "--tz", "Mars/Base"], "--tz Mars/Base: not a known time zone"),
+        (["audit", "{dump}", "--bom"], "--bom goes with --format csv"),
+        (["trace", "2088100000000009", "{dump}"], "nearest ids in the dump: 2088100000000007"),
+        (["trace", "abc", "{dump}"], "abc: a user_id is a string of digits"),
+        (["audit"], "no dump given"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(dump: Path, args: list[str], fragment: str) -> None:
+    result = invoke(*[a.replace("{dump}", str(dump)) for a in args])
+    assert result.exit_code == ExitStatus.ERROR
+    assert result.stdout == ""
+    assert fragment in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_fail_on_takes_causes_and_findings(dump: Path) -> None:
+    assert invoke("audit", str(dump), "--fail-on", "none").exit_code == ExitStatus.OK
+    assert invoke("audit", str(dump), "--fail-on", "manual").exit_code == ExitStatus.FINDINGS
+    skipped = invoke("audit", str(dump), "--fail-on", "skipped")
+    assert skipped.exit_code == ExitStatus.FINDINGS
+    assert skipped.stderr == "failing: 1 skipped\n"
+    assert invoke("audit", str(dump), "--fail-on", "chain_break").exit_code == ExitStatus.OK
+
+
+def test_dump_from_environment_and_config_file(dump: Path, tmp_path: Path) -> None:
+    by_env = invoke("trace", U1, env={"LIMITAUDIT_DUMP": str(dump)})
+    assert by_env.exit_code == ExitStatus.OK
+    (tmp_path / "limitaudit.toml").write_text(f'dump = "{dump.name}"\n')
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        by_file = invoke("trace", U1)
+    finally:
+        os.chdir(cwd)
+    assert by_file.exit_code == ExitStatus.OK
+    assert by_file.stdout == by_env.stdout
+
+
+def test_empty_dump_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = invoke("audit", str(tmp_path / "empty"))
+    assert result.exit_code == ExitStatus.ERROR
+    assert "the dump holds no files" in result.stderr
