@@ -72,6 +72,7 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
         f" + duplicates {t['duplicates']:,} + rejected {t['rejected']:,}"
         f"   (unknown events counted in records: {t['ignored']:,}; times read in {result.tz})"
     )
+    _print_offsets(result.offsets, console)
     rejected = [f for f in result.files if f.top_reasons]
     if rejected:
         console.print("[bold]Rejected lines[/bold] (most frequent reasons per file)")
@@ -82,6 +83,13 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
         console.print("[bold]Findings[/bold]")
         for finding in result.findings:
             console.print(f"  [yellow]{finding.kind}[/yellow] {finding.message}", highlight=False)
+
+
+def _print_offsets(offsets: pl.DataFrame, console: Console) -> None:
+    if offsets.height == 0:
+        return
+    skew = ", ".join(f"{h} {o / 1000:+.1f}s ({n:,} rows)" for h, o, n in offsets.iter_rows())
+    console.print(f"Host clocks ahead of the ledger (estimated): {skew}", highlight=False)
 
 
 def _red(n: int) -> str:
@@ -169,11 +177,7 @@ def _audit_table(result: AuditResult, console: Console) -> None:
         for row in groups.iter_rows(named=True):
             top.add_row(row["cause"], row["cause_ref"], f"{row['n']:,}", row["first"], row["last"])
         console.print(top)
-    if len(result.offsets):
-        skew = ", ".join(
-            f"{h} {o / 1000:+.1f}s" for h, o, _ in result.offsets.iter_rows() if o is not None
-        )
-        console.print(f"Host clock offsets (estimated from the ledger): {skew}", highlight=False)
+    _print_offsets(result.offsets, console)
     counts = {k: v for k, v in result.finding_counts.items() if v}
     if counts:
         console.print(

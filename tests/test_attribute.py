@@ -30,8 +30,9 @@ CUTOFF_BAD = [
 ]
 
 
-def run(tmp_path: Path, records: list[dict[str, Any]], ledger: list[Any], **opts: Any
-        ) -> AuditResult:
+def run(
+    tmp_path: Path, records: list[dict[str, Any]], ledger: list[Any], **opts: Any
+) -> AuditResult:
     return audit(ingest([write_dump(tmp_path / "dump", records, ledger)]), AuditOptions(**opts))
 
 
@@ -56,13 +57,25 @@ def test_fallback_is_system_error_with_the_failing_component(tmp_path: Path) -> 
     records = [
         engine_error(20, "t-9", component="score-service"),
         engine_error(20, "t-other", component="bureau-client"),
-        decision(U1, 20.01, 50000, 0, [rule("R_FAIL_CLOSED")], change_id="c1", fallback=True,
-                 trace="t-9", score=None),
+        decision(
+            U1,
+            20.01,
+            50000,
+            0,
+            [rule("R_FAIL_CLOSED")],
+            change_id="c1",
+            fallback=True,
+            trace="t-9",
+            score=None,
+        ),
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     # A fallback whose score is null too is system_error: the fallback wins.
     assert (row["cause"], row["cause_ref"], row["rule_id"]) == (
-        "system_error", "score-service", "R_FAIL_CLOSED")
+        "system_error",
+        "score-service",
+        "R_FAIL_CLOSED",
+    )
 
 
 def test_fallback_without_trace_takes_the_users_nearest_error(tmp_path: Path) -> None:
@@ -78,12 +91,24 @@ def test_fallback_without_trace_takes_the_users_nearest_error(tmp_path: Path) ->
 def test_null_credit_score_is_data_anomaly_with_the_quoted_batch(tmp_path: Path) -> None:
     records = [
         feed_batch(1, "cb-01", status="partial", nulls=40),
-        decision(U1, 20, 50000, 0, [rule("R_NO_SCORE")], change_id="c1", score=None,
-                 credit_score=None, batch="cb-01"),
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [rule("R_NO_SCORE")],
+            change_id="c1",
+            score=None,
+            credit_score=None,
+            batch="cb-01",
+        ),
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"], row["rule_id"]) == (
-        "data_anomaly", "cb-01", "R_NO_SCORE")
+        "data_anomaly",
+        "cb-01",
+        "R_NO_SCORE",
+    )
 
 
 def test_data_anomaly_without_bureau_batch_takes_the_latest_batch_before(tmp_path: Path) -> None:
@@ -92,27 +117,33 @@ def test_data_anomaly_without_bureau_batch_takes_the_latest_batch_before(tmp_pat
         feed_batch(15, "cb-02", status="partial", nulls=40),
         feed_batch(30, "cb-03"),
         decision(U2, 2, 50000, 50000, [], batch="cb-01"),
-        decision(U1, 20, 50000, 0, [cutoff(600, 12)], change_id="c1", score=12,
-                 credit_score=-1),
+        decision(U1, 20, 50000, 0, [cutoff(600, 12)], change_id="c1", score=12, credit_score=-1),
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("data_anomaly", "cb-02")
 
 
 def test_missing_credit_score_key_is_not_an_anomaly(tmp_path: Path) -> None:
-    records = [decision(U1, 20, 50000, 0, [cutoff(600, 550)], change_id="c1", score=550,
-                        credit_score="absent")]
+    records = [
+        decision(
+            U1, 20, 50000, 0, [cutoff(600, 550)], change_id="c1", score=550, credit_score="absent"
+        )
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("risk_policy", "R_SCORE_CUTOFF")
 
 
 def test_rolled_back_parameter_is_parameter_error_with_the_counterfactual(tmp_path: Path) -> None:
-    records = [*CUTOFF_BAD,
-               decision(U1, 20, 50000, 0, [cutoff(6000, 712.4)], change_id="c1", pv="pv-2",
-                        score=712.4)]
+    records = [
+        *CUTOFF_BAD,
+        decision(U1, 20, 50000, 0, [cutoff(6000, 712.4)], change_id="c1", pv="pv-2", score=712.4),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"], row["rule_id"]) == (
-        "parameter_error", "rel-bad", "R_SCORE_CUTOFF")
+        "parameter_error",
+        "rel-bad",
+        "R_SCORE_CUTOFF",
+    )
     assert "score_cutoff=6000 (observed 712.4)" in row["evidence"]
     assert "600→6000 by zhang.wei in rel-bad" in row["evidence"]
     assert "back to 600 in rel-fix" in row["evidence"]
@@ -120,34 +151,59 @@ def test_rolled_back_parameter_is_parameter_error_with_the_counterfactual(tmp_pa
 
 
 def test_rule_without_threshold_takes_the_value_of_its_param_version(tmp_path: Path) -> None:
-    records = [*CUTOFF_BAD,
-               decision(U1, 20, 50000, 0, [rule("R_SCORE_CUTOFF")], change_id="c1",
-                        pv="pv-2", score=700)]
+    records = [
+        *CUTOFF_BAD,
+        decision(U1, 20, 50000, 0, [rule("R_SCORE_CUTOFF")], change_id="c1", pv="pv-2", score=700),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("parameter_error", "rel-bad")
 
 
 def test_zeroing_that_fires_anyway_under_a_bad_value_is_risk_policy(tmp_path: Path) -> None:
-    records = [*CUTOFF_BAD,
-               decision(U1, 20, 50000, 0, [cutoff(6000, 420)], change_id="c1", pv="pv-2",
-                        score=420)]
+    records = [
+        *CUTOFF_BAD,
+        decision(U1, 20, 50000, 0, [cutoff(6000, 420)], change_id="c1", pv="pv-2", score=420),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("risk_policy", "R_SCORE_CUTOFF")
     assert "at 600 the rule would have fired anyway" in row["evidence"]
 
 
 def test_a_standing_rule_beside_an_explained_one_is_risk_policy(tmp_path: Path) -> None:
-    records = [*CUTOFF_BAD,
-               decision(U1, 20, 50000, 0, [cutoff(6000, 712), rule("R_FRAUD", observed=True)],
-                        change_id="c1", pv="pv-2", score=712, fraud=True)]
+    records = [
+        *CUTOFF_BAD,
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [cutoff(6000, 712), rule("R_FRAUD", observed=True)],
+            change_id="c1",
+            pv="pv-2",
+            score=712,
+            fraud=True,
+        ),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("risk_policy", "R_FRAUD")
 
 
 def test_null_credit_score_under_a_bad_parameter_is_data_anomaly(tmp_path: Path) -> None:
-    records = [*CUTOFF_BAD,
-               decision(U1, 20, 50000, 0, [cutoff(6000, 300)], change_id="c1", pv="pv-2",
-                        score=300, credit_score=None, batch="cb-9")]
+    records = [
+        *CUTOFF_BAD,
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [cutoff(6000, 300)],
+            change_id="c1",
+            pv="pv-2",
+            score=300,
+            credit_score=None,
+            batch="cb-9",
+        ),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("data_anomaly", "cb-9")
 
@@ -156,9 +212,20 @@ def test_host_that_applies_the_release_late_is_judged_by_its_param_version(
     tmp_path: Path,
 ) -> None:
     # After the rollback's time, but the host still served pv-2: the record says so.
-    records = [*CUTOFF_BAD,
-               decision(U1, 50.5, 50000, 0, [cutoff(6000, 700)], change_id="c1", pv="pv-2",
-                        score=700, host="le-02")]
+    records = [
+        *CUTOFF_BAD,
+        decision(
+            U1,
+            50.5,
+            50000,
+            0,
+            [cutoff(6000, 700)],
+            change_id="c1",
+            pv="pv-2",
+            score=700,
+            host="le-02",
+        ),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 50.55, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("parameter_error", "rel-bad")
 
@@ -167,17 +234,26 @@ def test_rolled_back_parameter_that_no_zeroing_rule_uses_changes_nothing(tmp_pat
     records = [
         param_change(10, "score_band_step", "50", "500", "pv-2", "rel-band"),
         param_change(30, "score_band_step", "500", "50", "pv-3", "rel-band-fix"),
-        decision(U1, 20, 50000, 0, [cutoff(600, 580), rule("R_SCORE_BAND", action="reduce")],
-                 change_id="c1", pv="pv-2", score=580),
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [cutoff(600, 580), rule("R_SCORE_BAND", action="reduce")],
+            change_id="c1",
+            pv="pv-2",
+            score=580,
+        ),
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("risk_policy", "R_SCORE_CUTOFF")
 
 
 def test_deliberate_change_that_stands_is_risk_policy(tmp_path: Path) -> None:
-    records = [param_change(10, "score_cutoff", "600", "620", "pv-2", "rel-tighten"),
-               decision(U1, 20, 50000, 0, [cutoff(620, 610)], change_id="c1", pv="pv-2",
-                        score=610)]
+    records = [
+        param_change(10, "score_cutoff", "600", "620", "pv-2", "rel-tighten"),
+        decision(U1, 20, 50000, 0, [cutoff(620, 610)], change_id="c1", pv="pv-2", score=610),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("risk_policy", "R_SCORE_CUTOFF")
 
@@ -186,8 +262,16 @@ def test_rolled_back_overdue_limit_is_parameter_error(tmp_path: Path) -> None:
     records = [
         param_change(10, "overdue_max_days", "30", "3", "pv-2", "rel-od"),
         param_change(40, "overdue_max_days", "3", "30", "pv-3", "rel-od-fix"),
-        decision(U1, 20, 50000, 0, [rule("R_OVERDUE", "overdue_max_days", 3, 7)],
-                 change_id="c1", pv="pv-2", overdue=7),
+        decision(
+            U1,
+            20,
+            50000,
+            0,
+            [rule("R_OVERDUE", "overdue_max_days", 3, 7)],
+            change_id="c1",
+            pv="pv-2",
+            overdue=7,
+        ),
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("parameter_error", "rel-od")
@@ -201,20 +285,27 @@ MODELS = [
 
 
 def test_rolled_back_model_is_model_regression(tmp_path: Path) -> None:
-    records = [*MODELS,
-               decision(U1, 20, 50000, 0, [cutoff(600, 540)], change_id="c1",
-                        model="credit-v8.3", score=540)]
+    records = [
+        *MODELS,
+        decision(
+            U1, 20, 50000, 0, [cutoff(600, 540)], change_id="c1", model="credit-v8.3", score=540
+        ),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["cause_ref"]) == ("model_regression", "credit-v8.3")
     assert "rolled back to credit-v8.2 in rel-rollback" in row["evidence"]
 
 
 def test_canary_decisions_are_judged_by_their_own_model(tmp_path: Path) -> None:
-    records = [*MODELS,
-               decision(U1, 8, 50000, 0, [cutoff(600, 540)], change_id="c1",
-                        model="credit-v8.3", score=540),
-               decision(U2, 8, 50000, 0, [cutoff(600, 540)], change_id="c2",
-                        model="credit-v8.2", score=540)]
+    records = [
+        *MODELS,
+        decision(
+            U1, 8, 50000, 0, [cutoff(600, 540)], change_id="c1", model="credit-v8.3", score=540
+        ),
+        decision(
+            U2, 8, 50000, 0, [cutoff(600, 540)], change_id="c2", model="credit-v8.2", score=540
+        ),
+    ]
     ledger = [ledger_row("c1", U1, 8.05, 50000, 0), ledger_row("c2", U2, 8.05, 50000, 0)]
     rows = {r["user_id"]: r for r in run(tmp_path, records, ledger).zeroings.to_dicts()}
     assert rows[U1]["cause"] == "model_regression"
@@ -222,16 +313,21 @@ def test_canary_decisions_are_judged_by_their_own_model(tmp_path: Path) -> None:
 
 
 def test_model_that_stands_is_risk_policy(tmp_path: Path) -> None:
-    records = [model_deploy(5, "credit-v9", "credit-v8.2", 100, "rel-9"),
-               decision(U1, 20, 50000, 0, [cutoff(600, 540)], change_id="c1",
-                        model="credit-v9", score=540)]
+    records = [
+        model_deploy(5, "credit-v9", "credit-v8.2", 100, "rel-9"),
+        decision(
+            U1, 20, 50000, 0, [cutoff(600, 540)], change_id="c1", model="credit-v9", score=540
+        ),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert row["cause"] == "risk_policy"
 
 
 def test_ledger_row_without_a_record_is_unexplained(tmp_path: Path) -> None:
-    records = [decision(U1, 5, 50000, 50000, [], host="le-01"),
-               decision(U2, 60, 50000, 50000, [], host="le-01")]
+    records = [
+        decision(U1, 5, 50000, 50000, [], host="le-01"),
+        decision(U2, 60, 50000, 50000, [], host="le-01"),
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 30, 50000, 0)]))
     assert (row["cause"], row["cause_ref"], row["matched_by"]) == ("unexplained", "", "")
     assert f"for user {U1} within ±120 s" in row["evidence"]
@@ -240,8 +336,9 @@ def test_ledger_row_without_a_record_is_unexplained(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("lag_s", [-110, -3, 0, 4, 110])
 def test_matching_without_change_id_by_user_and_time(tmp_path: Path, lag_s: float) -> None:
-    records = [decision(U1, 20 + lag_s / 60, 50000, 0, [rule("R_FRAUD", observed=True)],
-                        fraud=True)]
+    records = [
+        decision(U1, 20 + lag_s / 60, 50000, 0, [rule("R_FRAUD", observed=True)], fraud=True)
+    ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 20.05, 50000, 0)]))
     assert (row["cause"], row["matched_by"]) == ("risk_policy", "time")
 
@@ -254,9 +351,10 @@ def test_matching_by_time_respects_the_tolerance(tmp_path: Path) -> None:
 
 
 def test_one_record_explains_one_row_and_limit_before_agreement_wins(tmp_path: Path) -> None:
-    records = [decision(U1, 20, 30000, 0, [rule("R_FRAUD", observed=True)], fraud=True),
-               decision(U1, 20.2, 50000, 0, [rule("R_OVERDUE", "overdue_max_days", 30, 90)],
-                        overdue=90)]
+    records = [
+        decision(U1, 20, 30000, 0, [rule("R_FRAUD", observed=True)], fraud=True),
+        decision(U1, 20.2, 50000, 0, [rule("R_OVERDUE", "overdue_max_days", 30, 90)], overdue=90),
+    ]
     ledger = [ledger_row("c1", U1, 20.25, 50000, 0)]
     row = only(run(tmp_path, records, ledger))
     assert row["cause_ref"] == "R_OVERDUE"
@@ -286,7 +384,10 @@ def test_recovery_full_partial_none_and_notice(tmp_path: Path) -> None:
     assert len(rows) == 3
     u1 = by[(U1, "2026-03-14T02:10:03.000Z")]
     assert (u1["recovery"], u1["restored_at"], u1["restored_limit"]) == (
-        "full", "2026-03-14T03:10:00.000Z", "60000.00")
+        "full",
+        "2026-03-14T03:10:00.000Z",
+        "60000.00",
+    )
     assert u1["zero_duration_s"] == pytest.approx(3597.0)
     assert u1["notified"] is True
     u2 = by[(U2, "2026-03-14T02:10:03.000Z")]
@@ -297,18 +398,22 @@ def test_recovery_full_partial_none_and_notice(tmp_path: Path) -> None:
 
 
 def test_below_widens_a_zeroing(tmp_path: Path) -> None:
-    records = [decision(U1, 10, 50000, 100, [rule("R_FRAUD", observed=True)], change_id="a1",
-                        fraud=True)]
+    records = [
+        decision(U1, 10, 50000, 100, [rule("R_FRAUD", observed=True)], change_id="a1", fraud=True)
+    ]
     ledger = [ledger_row("a1", U1, 10.05, 50000, 100)]
     assert run(tmp_path, records, ledger).zeroings.height == 0
     assert only(run(tmp_path / "b", records, ledger, below_yuan=100))["cause"] == "risk_policy"
 
 
 def test_chain_breaks_and_ledger_gaps_are_findings(tmp_path: Path) -> None:
-    records = [decision(U1, 5, 50000, 40000, [rule("R_SCORE_BAND", action="reduce")],
-                        change_id="lost")]
-    ledger = [ledger_row("a1", U1, 1, 0, 50000, "migration"),
-              ledger_row("a3", U1, 30, 30000, 35000, "repayment")]
+    records = [
+        decision(U1, 5, 50000, 40000, [rule("R_SCORE_BAND", action="reduce")], change_id="lost")
+    ]
+    ledger = [
+        ledger_row("a1", U1, 1, 0, 50000, "migration"),
+        ledger_row("a3", U1, 30, 30000, 35000, "repayment"),
+    ]
     result = run(tmp_path, records, ledger)
     kinds = [f.kind for f in result.findings]
     assert kinds.count("chain_break") == 1

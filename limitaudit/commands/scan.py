@@ -12,6 +12,7 @@ import polars as pl
 
 from limitaudit.errors import DumpError
 from limitaudit.ingest import COUNTS, Dump, Finding, ingest
+from limitaudit.match import actions, estimate_offsets
 from limitaudit.timefmt import iso_utc
 
 TOP_REASONS = 3
@@ -53,6 +54,7 @@ class ScanResult:
     # file, line, reason, text: every rejected line.
     rejects: pl.DataFrame
     tz: str
+    offsets: pl.DataFrame  # host, offset_ms, evidence
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -62,15 +64,18 @@ class ScanResult:
                 {"kind": f.kind, "file": f.file, "message": f.message} for f in self.findings
             ],
             "time_zone": self.tz,
+            "clock_offsets": [
+                {"host": h, "offset_ms": o, "evidence": n} for h, o, n in self.offsets.iter_rows()
+            ],
         }
 
 
-def scan(inputs: Sequence[str | Path], tz: str) -> ScanResult:
+def scan(inputs: Sequence[str | Path], tz: str, tolerance_ms: int = 120_000) -> ScanResult:
     dump = ingest(inputs, tz=tz)
-    return summarise(dump)
+    return summarise(dump, tolerance_ms)
 
 
-def summarise(dump: Dump) -> ScanResult:
+def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
     readable = [f for f in dump.files if f.source.kind not in ("other", "empty")]
     if not readable:
         raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
@@ -101,7 +106,8 @@ def summarise(dump: Dump) -> ScanResult:
     ]
     totals = {c: sum(f.counts[c] for f in dump.files) for c in COUNTS}
     totals["files"] = len(dump.files)
-    return ScanResult(files, totals, dump.findings, rejects, dump.tz)
+    offsets = estimate_offsets(dump.ledger, actions(dump).with_row_index("act_id"), tolerance_ms)
+    return ScanResult(files, totals, dump.findings, rejects, dump.tz, offsets)
 
 
 def reject_table(dump: Dump) -> pl.DataFrame:
