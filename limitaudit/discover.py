@@ -10,11 +10,14 @@ from pathlib import Path
 
 from limitaudit.errors import DumpError
 from limitaudit.lines import read_head
+from limitaudit.parse import CONTINUATION_LINE, TEXT_RECORD_START
 
 PARQUET_MAGIC = b"PAR1"
 LEDGER_COLUMNS = frozenset({"change_id", "user_id", "changed_at", "limit_before", "limit_after"})
-_TEXT_RECORD = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} ")
+_TEXT_RECORD = re.compile(TEXT_RECORD_START)
+_STACK_LINE = re.compile(CONTINUATION_LINE)
 _SNIFF_LINES = 50
+_HEAD_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -68,31 +71,37 @@ def sniff(path: Path, name: str) -> SourceFile:
         magic = fh.read(4)
     if magic == PARQUET_MAGIC:
         return SourceFile(path, name, "ledger_parquet", "none", size)
-    compression, head = read_head(path)
+    compression, head, outcome = read_head(path, _HEAD_BYTES)
+    if not head and outcome.cut:
+        reason = f"{outcome.cut}, nothing readable before the cut"
+        return SourceFile(path, name, "other", compression, size, reason)
     if not head:
-        kind = "empty" if compression != "none" else "other"
-        reason = "" if kind == "empty" else "no readable content"
-        return SourceFile(path, name, kind, compression, size, reason)
-    kind, reason = _kind_of_text(head)
+        return SourceFile(path, name, "empty", compression, size)
+    kind, reason = _kind_of_text(head, whole=len(head) < _HEAD_BYTES)
     return SourceFile(path, name, kind, compression, size, reason)
 
 
-def _kind_of_text(head: bytes) -> tuple[str, str]:
+def _kind_of_text(head: bytes, whole: bool) -> tuple[str, str]:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = [line.strip() for line in text.splitlines()[:-1] or text.splitlines()]
-    lines = [line for line in lines if line][:_SNIFF_LINES]
-    if not lines:
+    pieces = text.split("\n")
+    if not whole:
+        # The head cut the line after its last newline short.
+        pieces = pieces[:-1] or pieces
+    present = [line.rstrip("\r") for line in pieces if line.strip()]
+    if not present:
         return "other", "only blank lines"
-    header = {c.strip().strip('"').lower() for c in lines[0].split(",")}
+    # A stack trace belongs to the record above it: it neither makes nor hides a log.
+    lines = [line.strip() for line in present if not _STACK_LINE.match(line)][:_SNIFF_LINES]
+    header = {c.strip().strip('"').lower() for c in lines[0].split(",")} if lines else set()
     if header >= LEDGER_COLUMNS:
         return "ledger_csv", ""
     json_votes = sum(line.startswith("{") and '"event"' in line for line in lines)
     text_votes = sum(bool(_TEXT_RECORD.match(line)) for line in lines)
-    if lines[0].startswith("# service="):
+    if lines and lines[0].startswith("# service="):
         text_votes += 1
     # Logs begin with records; a few garbled lines must not hide a real log.
     if max(json_votes, text_votes) * 3 >= len(lines) and (json_votes or text_votes):
         return ("json_log" if json_votes >= text_votes else "text_log"), ""
-    if lines[0].count(",") >= 2:
+    if lines and lines[0].count(",") >= 2:
         return "other", "CSV without the ledger's columns (change_id, user_id, changed_at, ...)"
     return "other", "neither a risk-engine log nor a ledger export"

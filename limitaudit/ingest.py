@@ -123,10 +123,10 @@ class _Reader:
         source = report.source
         outcome = ReadOutcome()
         carry = _LogCarry()
-        for block in read_blocks(source.path, outcome):
+        for raw in read_blocks(source.path, outcome):
             if self.progress:
-                self.progress(block.height)
-            block = block.with_columns(_pre_reason(outcome))
+                self.progress(raw.height)
+            block = raw.with_columns(_pre_reason(outcome))
             if source.is_log:
                 lines = self._log_block(file_id, block, carry, report)
             else:
@@ -153,8 +153,9 @@ class _Reader:
                 report.service, report.host = match.group(1), match.group(2)
             report.host = report.host or _host_from_name(report.source)
             report.service = report.service or _service_from_name(report.source)
-        lines = classify(block, carry.record_above)
-        records, bad = parse_records(lines.filter(pl.col("cls") == RECORD))
+        lines = classify(block, carry.last_record is not None)
+        lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
+        records, bad = parse_records(lines.filter("candidate"))
         lines = _overrule(lines, bad)
         records = records.with_columns(
             pl.lit(file_id, pl.UInt32).alias("file_id"),
@@ -162,23 +163,35 @@ class _Reader:
             pl.col("service").fill_null(report.service),
         )
         lines = _overrule(lines, self._type_records(records))
-        # Stack-trace lines belong to the record above them, across block edges.
-        owner = (
-            pl.when(pl.col("cls") == RECORD)
-            .then(pl.col("line"))
+        # A stack-trace line belongs to the record line above it, across block edges. Under
+        # a rejected record it is rejected too, not handed to an earlier record.
+        above = pl.when("candidate")
+        lines = lines.with_columns(
+            above.then(pl.col("line"))
             .forward_fill()
             .fill_null(pl.lit(carry.last_record, pl.UInt32))
+            .alias("owner"),
+            above.then(pl.col("cls") == RECORD)
+            .forward_fill()
+            .fill_null(carry.last_record_ok)
+            .alias("owner_ok"),
         )
-        lines = lines.with_columns(owner.alias("owner"))
+        orphans = lines.filter((pl.col("cls") == CONTINUATION) & ~pl.col("owner_ok")).select(
+            "line",
+            pl.format("stack-trace line under the rejected record at line {}", "owner").alias(
+                "reason"
+            ),
+        )
+        lines = _overrule(lines, orphans)
         self.stacks.append(
             lines.filter(pl.col("cls") == CONTINUATION).select(
                 pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
             )
         )
-        record_lines = lines.filter(pl.col("cls") == RECORD)["line"]
-        if len(record_lines):
-            carry.last_record = int(record_lines[-1])
-            carry.record_above = True
+        last = lines.filter("candidate").tail(1)
+        if last.height:
+            carry.last_record = int(last["line"][0])
+            carry.last_record_ok = last["cls"][0] == RECORD
         return lines
 
     def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
@@ -351,15 +364,28 @@ class _Reader:
         return kept, dups.select(list(ORIGIN))
 
     def _time_ranges(self, tables: dict[str, pl.DataFrame]) -> None:
-        stamped = [t.select("file_id", "ts") for e, t in tables.items() if e != "ledger"]
-        stamped.append(tables["ledger"].select("file_id", pl.col("changed_at").alias("ts")))
+        """Each file's time range and, where its records agree on one, their host."""
+        stamped = [t.select("file_id", "ts", "host") for e, t in tables.items() if e != "ledger"]
+        stamped.append(
+            tables["ledger"].select(
+                "file_id", pl.col("changed_at").alias("ts"), pl.lit(None, pl.String).alias("host")
+            )
+        )
         ranges = (
             pl.concat(stamped)
             .group_by("file_id")
-            .agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+            .agg(
+                pl.col("ts").min().alias("first"),
+                pl.col("ts").max().alias("last"),
+                pl.col("host").drop_nulls().unique().alias("hosts"),
+            )
         )
-        for file_id, first, last in ranges.iter_rows():
-            self.files[file_id].first, self.files[file_id].last = first, last
+        for file_id, first, last, hosts in ranges.iter_rows():
+            report = self.files[file_id]
+            report.first, report.last = first, last
+            # A JSON log names its host in every record; the file's name is only a fallback.
+            if len(hosts) == 1:
+                report.host = hosts[0]
 
 
 _COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
@@ -370,8 +396,10 @@ class _LogCarry:
     """What one block of a file hands to the next."""
 
     first_block: bool = True
-    record_above: bool = False
+    # The last record line so far (its stack trace may continue into the next block),
+    # and whether it was kept.
     last_record: int | None = None
+    last_record_ok: bool = False
     header: list[str] | None = None
 
 
@@ -410,22 +438,39 @@ def _overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:
     ).drop("bad_reason")
 
 
+# A comma and the CSV field after it: quoted (commas and doubled quotes inside;
+# exports quote free-text columns) or bare. Never empty, unlike a field alone, so
+# the regex finds every one (it skips the place after an empty match).
+_CSV_FIELD = r',(?:"(?:[^"]|"")*"|[^,"]*)'
+
+
+def _csv_fields(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The line's fields, unquoted and trimmed, and whether the fields make up the whole line."""
+    line = "," + text
+    pieces = line.str.extract_all(_CSV_FIELD)
+    field = pl.element().str.strip_prefix(",").str.strip_chars()
+    size = field.str.len_chars()
+    quoted = field.str.starts_with('"') & field.str.ends_with('"') & (size >= 2)
+    value = pl.when(quoted).then(
+        field.str.slice(1, size - 2).str.replace_all('""', '"', literal=True)
+    )
+    return pieces.list.eval(value.otherwise(field).str.strip_chars()), pieces.list.join("") == line
+
+
 def _ledger_rows(
     block: pl.DataFrame, header: list[str] | None
 ) -> tuple[list[str] | None, pl.DataFrame, pl.DataFrame]:
     """Split CSV lines into the ledger's columns; the first non-blank line is the header."""
     text = pl.col("text")
     blank = text.str.strip_chars() == ""
+    fields, well_formed = _csv_fields(text)
     header_line = -1
     if header is None:
         first = block.filter(~blank & pl.col("pre_reason").is_null()).head(1)
         if first.height:
             header_line = int(first["line"][0])
-            header = [
-                c.strip().strip('"').lower() for c in first["text"][0].lstrip("\ufeff").split(",")
-            ]
+            header = [c.lower() for c in first.select(fields).item()]
     width = len(header or [])
-    fields = text.str.split(",")
     cls = (
         pl.when(pl.col("pre_reason").is_not_null())
         .then(pl.lit(REJECTED))
@@ -433,21 +478,22 @@ def _ledger_rows(
         .then(pl.lit(BLANK))
         .when(pl.col("line") == header_line)
         .then(pl.lit(META))
-        .when(fields.list.len() != width)
+        .when(~well_formed | (fields.list.len() != width))
         .then(pl.lit(REJECTED))
         .otherwise(pl.lit(RECORD))
         .cast(LineClass)
     )
     reason = pl.coalesce(
-        "pre_reason", pl.format("expected {} fields, got {}", pl.lit(width), fields.list.len())
+        "pre_reason",
+        pl.when(~well_formed).then(pl.lit("malformed CSV quoting")),
+        pl.format("expected {} fields, got {}", pl.lit(width), fields.list.len()),
     )
     lines = block.with_columns(cls.alias("cls")).with_columns(
         pl.when(pl.col("cls") == REJECTED).then(reason).alias("reason")
     )
     columns = [(i, c) for i, c in enumerate(header or []) if c in LEDGER_FIELDS]
     rows = lines.filter(pl.col("cls") == RECORD).select(
-        "line",
-        *[fields.list.get(i).str.strip_chars().str.strip_chars('"').alias(c) for i, c in columns],
+        "line", *[fields.list.get(i).alias(c) for i, c in columns]
     )
     rows = rows.with_columns(
         pl.when(pl.col(c) != "").then(pl.col(c)).name.keep() for _, c in columns

@@ -8,6 +8,8 @@ line it holds before the cut.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,9 +34,10 @@ def compression_of(head: bytes) -> str:
 
 
 class _Decompressor(Protocol):
-    eof: bool
-    unused_data: bytes
-
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
     def decompress(self, data: bytes) -> bytes: ...
 
 
@@ -42,19 +45,21 @@ def _new_decompressor(compression: str) -> _Decompressor:
     if compression == "gzip":
         # wbits 31: gzip framing; members are chained by restarting on unused_data.
         return zlib.decompressobj(wbits=31)
-    return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+    return zstandard.ZstdDecompressor().decompressobj()
 
 
-def _decompressed_chunks(fh: BinaryIO, compression: str, outcome: ReadOutcome) -> Iterator[bytes]:
+def _decompressed_chunks(
+    fh: BinaryIO, compression: str, outcome: ReadOutcome, raw_chunk: int
+) -> Iterator[bytes]:
     """Yield decompressed bytes; on a cut or corrupt stream, stop and say so in outcome."""
     if compression == "none":
-        while chunk := fh.read(RAW_CHUNK):
+        while chunk := fh.read(raw_chunk):
             yield chunk
         return
     dec = _new_decompressor(compression)
     pending = b""
     while True:
-        raw = pending or fh.read(RAW_CHUNK)
+        raw = pending or fh.read(raw_chunk)
         pending = b""
         if not raw:
             break
@@ -70,7 +75,7 @@ def _decompressed_chunks(fh: BinaryIO, compression: str, outcome: ReadOutcome) -
             pending = dec.unused_data
             dec = _new_decompressor(compression)
             if not pending:
-                pending = fh.read(RAW_CHUNK)
+                pending = fh.read(raw_chunk)
                 if not pending:
                     return
     if not dec.eof:
@@ -90,28 +95,45 @@ class ReadOutcome:
 
 
 def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
-    """Decode one block; returns the text and whether it holds undecodable bytes.
-
-    A block that is not UTF-8 but is valid GBK marks the file as GBK (older hosts
-    write it). Where neither decodes the whole block, the one that leaves fewer
-    undecodable bytes wins; those bytes become U+FFFD, and the lines holding them
-    are rejected by the parser rather than guessed at.
-    """
+    """Decode one block; returns the text and whether it holds undecodable bytes."""
     if data.isascii():
         return data.decode("ascii"), False
-    order = ("gbk", "utf-8") if outcome.encoding == "gbk" else ("utf-8", "gbk")
-    for encoding in order:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        outcome.encoding = encoding
-        return text, False
-    # Both fail: some lines are damaged. Keep the reading that damages fewest.
-    texts = [data.decode(encoding, errors="replace") for encoding in order]
-    best = min(range(len(order)), key=lambda i: texts[i].count("\ufffd"))
-    outcome.encoding = order[best]
-    return texts[best], True
+    outcome.encoding, text, damaged = _reading(data)
+    return text, damaged
+
+
+def _reading(data: bytes) -> tuple[str, str, bool]:
+    """(encoding, text, damaged) of a block that is not all ASCII.
+
+    UTF-8 first: GBK text is almost never valid UTF-8. A block that is not UTF-8
+    but is valid GBK is GBK (older hosts write it), unless most of its non-ASCII
+    lines are clean UTF-8: then it is UTF-8 with a few garbled lines, and reading
+    it as GBK would turn its Chinese into mojibake (much UTF-8 Chinese is also
+    valid GBK). Where neither fits, the reading that damages fewest bytes wins.
+    Undecodable bytes become U+FFFD, and the lines holding them are rejected by
+    the parser rather than guessed at.
+    """
+    try:
+        return "utf-8", data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        utf8 = data.decode("utf-8", errors="replace")
+    if _mostly_utf8(utf8):
+        return "utf-8", utf8, True
+    try:
+        return "gbk", data.decode("gbk"), False
+    except UnicodeDecodeError:
+        gbk = data.decode("gbk", errors="replace")
+    if gbk.count("\ufffd") < utf8.count("\ufffd"):
+        return "gbk", gbk, True
+    return "utf-8", utf8, True
+
+
+def _mostly_utf8(text: str) -> bool:
+    """Whether more non-ASCII lines of a lossy UTF-8 reading are intact than damaged."""
+    lines = pl.Series([text]).str.split("\n").explode()
+    damaged = lines.str.contains("\ufffd", literal=True)
+    intact = lines.str.contains(r"[^\x00-\x7f]") & ~damaged
+    return bool(intact.sum() > damaged.sum())
 
 
 def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
@@ -135,7 +157,8 @@ def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
 
     A final line without a newline is a line; if the file was cut off, that
     partial tail is still yielded (the parser rejects it as incomplete) so the
-    count of physical lines matches what decompresses.
+    count of physical lines matches what decompresses. A leading byte-order mark
+    is not part of the first line.
     """
     with path.open("rb") as fh:
         compression = compression_of(fh.read(4))
@@ -144,7 +167,9 @@ def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
         next_line = 1
         buffered: list[bytes] = []
         size = 0
-        for chunk in _decompressed_chunks(fh, compression, outcome):
+        chunks = _decompressed_chunks(fh, compression, outcome, RAW_CHUNK)
+        first = next(chunks, b"").removeprefix(codecs.BOM_UTF8)
+        for chunk in itertools.chain([first], chunks):
             buffered.append(chunk)
             size += len(chunk)
             if size < BLOCK_BYTES:
@@ -173,15 +198,19 @@ def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
         outcome.lines = next_line - 1
 
 
-def read_head(path: Path, limit: int = 1 << 16) -> tuple[str, bytes]:
-    """The compression and the first decompressed bytes of a file, for sniffing."""
+def read_head(path: Path, limit: int) -> tuple[str, bytes, ReadOutcome]:
+    """The compression and first decompressed bytes of a file, for sniffing.
+
+    The outcome says whether the stream was cut or corrupt: a compressed file
+    that yields nothing is empty only if its stream ends properly.
+    """
+    outcome = ReadOutcome()
+    head = b""
     with path.open("rb") as fh:
-        raw = fh.read(RAW_CHUNK)
-    compression = compression_of(raw)
-    if compression == "none":
-        return compression, raw[:limit]
-    dec = _new_decompressor(compression)
-    try:
-        return compression, dec.decompress(raw)[:limit]
-    except (zlib.error, zstandard.ZstdError):
-        return compression, b""
+        compression = compression_of(fh.read(4))
+        fh.seek(0)
+        for chunk in _decompressed_chunks(fh, compression, outcome, raw_chunk=limit):
+            head += chunk
+            if len(head) >= limit:
+                break
+    return compression, head[:limit], outcome

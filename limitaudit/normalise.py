@@ -14,6 +14,7 @@ from limitaudit.schema import (
     LEDGER_REQUIRED,
     LEDGER_SCHEMA,
     REQUIRED,
+    RULE_FIELDS,
     Rule,
     Time,
     event_schema,
@@ -131,9 +132,9 @@ def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFram
     values: list[pl.Expr] = []
     for name, kind in fields.items():
         if kind == "rules":
-            value, rule_problem = _typed_rules()
+            value, rule_problem, bad_rule = _typed_rules()
             values.append(value.alias(name))
-            checks.append(("rules", pl.lit(""), rule_problem))
+            checks.append(("rules", bad_rule, rule_problem))
             continue
         value, problem = typed(pl.col(name), kind)
         values.append(value.alias(name))
@@ -149,8 +150,10 @@ def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFram
     return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
 
 
-def _typed_rules() -> tuple[pl.Expr, pl.Expr]:
+def _typed_rules() -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(typed rules, problem, the first bad rule as `id/param/threshold/observed/action`)."""
     rule = pl.element().struct
+    action = rule.field("action").str.strip_chars().str.to_lowercase()
     threshold = rule.field("threshold").str.strip_chars().cast(pl.Float64, strict=False)
     typed_rules = pl.col("rules").list.eval(
         pl.struct(
@@ -158,25 +161,20 @@ def _typed_rules() -> tuple[pl.Expr, pl.Expr]:
             rule.field("param").alias("param"),
             threshold.alias("threshold"),
             rule.field("observed").alias("observed"),
-            rule.field("action").str.strip_chars().str.to_lowercase().alias("action"),
+            action.alias("action"),
         )
     )
-    bad_rule = (
-        pl.col("rules")
-        .list.eval(
-            rule.field("id").is_null()
-            | ~rule.field("action")
-            .str.strip_chars()
-            .str.to_lowercase()
-            .is_in(["zero", "reduce", "hold"])
-            | (rule.field("threshold").is_not_null() & threshold.is_null())
-        )
-        .list.any()
+    bad = (
+        rule.field("id").is_null()
+        | ~action.is_in(["zero", "reduce", "hold"]).fill_null(False)
+        | (rule.field("threshold").is_not_null() & threshold.is_null())
     )
-    problem = pl.when(bad_rule.fill_null(False)).then(
-        pl.lit("has a rule without id, with an unknown action or a non-numeric threshold")
+    as_text = pl.concat_str([rule.field(f).fill_null("") for f in RULE_FIELDS], separator="/")
+    first_bad = pl.col("rules").list.eval(as_text.filter(bad)).list.first()
+    problem = pl.when(first_bad.is_not_null()).then(
+        pl.lit("has no id, an unknown action or a non-numeric threshold")
     )
-    return typed_rules.fill_null(pl.lit([], dtype=pl.List(Rule))), problem
+    return typed_rules.fill_null(pl.lit([], dtype=pl.List(Rule))), problem, first_bad
 
 
 def type_ledger(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

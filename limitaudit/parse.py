@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.schema import EVENT_FIELDS, INPUT_FIELDS, RULE_FIELDS
+from limitaudit.schema import EVENT_FIELDS, INPUT_FIELDS, RULE_FIELDS, DType
 
 BLANK, META, CONTINUATION, RECORD, REJECTED = "blank", "meta", "continuation", "record", "rejected"
 LINE_CLASSES = [BLANK, META, CONTINUATION, RECORD, REJECTED]
@@ -53,24 +53,26 @@ TEXT_DOC = pl.Struct(
     {**_EVENT, **dict.fromkeys(INPUT_FIELDS, pl.String), "event": pl.String, "rules": pl.String}
 )
 
-# The flat frame every record becomes, before typing.
-RAW_COLUMNS = [
-    "line",
-    "ts_text",
-    "ts_ms",
-    "text_time",
-    "level",
-    "service",
-    "host",
-    "trace_id",
-    "event",
-    *EVENT_FIELDS,
-    *INPUT_FIELDS,
-    "credit_score_present",
-    "rules",
-    "h1",
-    "h2",
-]
+# The flat frame every record becomes, before typing: raw strings, plus where the
+# time came from, whether `credit_score` was written at all, and the line's hashes.
+_RAW: dict[str, DType] = {
+    "line": pl.UInt32,
+    "ts_text": pl.String,
+    "ts_ms": pl.String,
+    "text_time": pl.Boolean,
+    "level": pl.String,
+    "service": pl.String,
+    "host": pl.String,
+    "trace_id": pl.String,
+    "event": pl.String,
+    **dict.fromkeys(EVENT_FIELDS, pl.String),
+    **dict.fromkeys(INPUT_FIELDS, pl.String),
+    "credit_score_present": pl.Boolean,
+    "rules": pl.List(_RULE),
+    "h1": pl.UInt64,
+    "h2": pl.UInt64,
+}
+RAW_SCHEMA = pl.Schema(_RAW)
 
 
 def classify(block: pl.DataFrame, record_above: bool) -> pl.DataFrame:
@@ -131,7 +133,7 @@ def _decode_tolerant(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, li
 
 
 def parse_records(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decode record candidates. Returns (records as RAW_COLUMNS, rejected: line, reason)."""
+    """Decode record candidates. Returns (records as RAW_SCHEMA, rejected: line, reason)."""
     json_lines = lines.filter(pl.col("fmt") == "json").select("line", "text")
     text_lines = lines.filter(pl.col("fmt") == "text").select("line", "text")
     parts: list[pl.DataFrame] = []
@@ -248,9 +250,10 @@ def _text_rules(rules: pl.Expr) -> pl.Expr:
 
 def _finish(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in RAW_COLUMNS
-    ).with_columns(pl.col("rules").cast(pl.List(_RULE)))
+        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(dtype).alias(c)
+        for c, dtype in RAW_SCHEMA.items()
+    )
 
 
 def _empty_records() -> pl.DataFrame:
-    return _finish(pl.DataFrame(schema={"line": pl.UInt32, "rules": pl.List(_RULE)}))
+    return pl.DataFrame(schema=RAW_SCHEMA)

@@ -8,6 +8,9 @@ Each field has a kind that says how its raw string is typed and checked:
 from __future__ import annotations
 
 import polars as pl
+from polars.datatypes import DataTypeClass
+
+DType = pl.DataType | DataTypeClass
 
 RULE_FIELDS = ["id", "param", "threshold", "observed", "action"]
 INPUT_FIELDS = ["credit_score", "overdue_days", "fraud_flag", "bureau_batch"]
@@ -103,7 +106,7 @@ Rule = pl.Struct(
         "action": pl.String,
     }
 )
-DTYPES = {
+DTYPES: dict[str, DType] = {
     "str": pl.String,
     "user": pl.String,
     "float": pl.Float64,
@@ -114,15 +117,18 @@ DTYPES = {
 }
 
 # Where every record came from, and what every record has.
-ORIGIN = {"file_id": pl.UInt32, "line": pl.UInt32}
-COMMON = {
+ORIGIN: dict[str, DType] = {"file_id": pl.UInt32, "line": pl.UInt32}
+COMMON: dict[str, DType] = {
     "ts": Time,
     "level": pl.String,
     "service": pl.String,
     "host": pl.String,
     "trace_id": pl.String,
 }
-EXTRA = {"decision": {"credit_score_present": pl.Boolean}, "engine_error": {"stack": pl.String}}
+EXTRA: dict[str, dict[str, DType]] = {
+    "decision": {"credit_score_present": pl.Boolean},
+    "engine_error": {"stack": pl.String},
+}
 
 
 def event_schema(event: str) -> pl.Schema:

@@ -1,0 +1,184 @@
+"""The physical line reader: decompression, decoding, splitting, numbering."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from limitaudit import lines as lines_module
+from limitaudit.lines import ReadOutcome, compression_of, read_blocks, read_head
+from tests.conftest import gzip_members, write, zstd_frames
+
+
+def read_all(path: Path) -> tuple[pl.DataFrame, ReadOutcome]:
+    outcome = ReadOutcome()
+    blocks = list(read_blocks(path, outcome))
+    frame = pl.concat(blocks) if blocks else pl.DataFrame()
+    return frame, outcome
+
+
+def expected(texts: list[str], bad: list[bool] | None = None) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "line": range(1, len(texts) + 1),
+            "text": texts,
+            "bad_encoding": bad or [False] * len(texts),
+        },
+        schema={"line": pl.UInt32, "text": pl.String, "bad_encoding": pl.Boolean},
+    )
+
+
+def noisy_lines(n: int, seed: int = 0) -> list[str]:
+    """Lines that compress poorly, so a cut stream loses only its tail."""
+    rng = random.Random(seed)
+    return [f"{i:06d} {rng.getrandbits(128):032x}" for i in range(n)]
+
+
+def test_lines_are_numbered_from_one_and_keep_blanks(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.log", b"one\n\n  \nfour\n")
+    frame, outcome = read_all(path)
+    assert_frame_equal(frame, expected(["one", "", "  ", "four"]))
+    assert (outcome.lines, outcome.cut, outcome.tail_incomplete) == (4, None, False)
+
+
+def test_a_last_line_without_newline_is_a_line(tmp_path: Path) -> None:
+    frame, outcome = read_all(write(tmp_path, "a.log", b"one\ntwo"))
+    assert_frame_equal(frame, expected(["one", "two"]))
+    assert outcome.tail_incomplete is False
+
+
+def test_crlf_is_stripped(tmp_path: Path) -> None:
+    frame, _ = read_all(write(tmp_path, "a.log", b"one\r\n\r\nthree\r\n"))
+    assert_frame_equal(frame, expected(["one", "", "three"]))
+
+
+def test_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    frame, _ = read_all(write(tmp_path, "a.log", b"\xef\xbb\xbfone\ntwo\n"))
+    assert_frame_equal(frame, expected(["one", "two"]))
+
+
+@pytest.mark.parametrize(
+    ("data", "compression"),
+    [
+        (b"a\nb\nc\n", "none"),
+        (gzip_members(b"a\nb\nc\n"), "gzip"),
+        (gzip_members(b"a\nb", b"\nc\n"), "gzip"),
+        (zstd_frames(b"a\nb\nc\n"), "zstd"),
+        (zstd_frames(b"a\n", b"b\nc\n"), "zstd"),
+    ],
+    ids=["plain", "gzip", "gzip-multi-member", "zstd", "zstd-multi-frame"],
+)
+def test_every_compression_gives_the_same_lines(
+    tmp_path: Path, data: bytes, compression: str
+) -> None:
+    path = write(tmp_path, "a.log", data)
+    frame, outcome = read_all(path)
+    assert_frame_equal(frame, expected(["a", "b", "c"]))
+    assert outcome.cut is None
+    assert compression_of(data[:4]) == compression
+
+
+def test_block_edges_do_not_change_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [*noisy_lines(50), "x" * 300, "", "tail"]
+    path = write(tmp_path, "a.log.gz", texts, compression="gzip")
+    monkeypatch.setattr(lines_module, "RAW_CHUNK", 16)
+    monkeypatch.setattr(lines_module, "BLOCK_BYTES", 64)
+    outcome = ReadOutcome()
+    blocks = list(read_blocks(path, outcome))
+    assert len(blocks) > 10
+    assert_frame_equal(pl.concat(blocks), expected(texts))
+    assert outcome.lines == len(texts)
+
+
+def test_truncated_gzip_yields_every_complete_line_and_the_partial_tail(tmp_path: Path) -> None:
+    texts = noisy_lines(2000)
+    whole = gzip_members("".join(f"{t}\n" for t in texts).encode())
+    path = write(tmp_path, "a.log.gz", whole[: len(whole) // 2])
+    frame, outcome = read_all(path)
+    *complete, tail = frame["text"].to_list()
+    assert complete == texts[: len(complete)]
+    assert len(complete) > 500
+    assert texts[len(complete)].startswith(tail)
+    assert tail != texts[len(complete)]
+    assert outcome.tail_incomplete is True
+    assert outcome.cut == "gzip stream ends before its end marker (file cut off)"
+    assert outcome.lines == frame.height
+
+
+def test_gzip_cut_in_its_trailer_keeps_every_line(tmp_path: Path) -> None:
+    whole = gzip_members(b"a\nb\n")
+    frame, outcome = read_all(write(tmp_path, "a.log.gz", whole[:-4]))
+    assert_frame_equal(frame, expected(["a", "b"]))
+    assert outcome.tail_incomplete is False
+    assert outcome.cut == "gzip stream ends before its end marker (file cut off)"
+
+
+def test_truncated_zstd_yields_the_complete_blocks(tmp_path: Path) -> None:
+    texts = noisy_lines(20000)
+    whole = zstd_frames("".join(f"{t}\n" for t in texts).encode())
+    frame, outcome = read_all(write(tmp_path, "a.zst", whole[: len(whole) * 3 // 4]))
+    *complete, tail = frame["text"].to_list()
+    assert complete == texts[: len(complete)]
+    assert len(complete) > 5000
+    assert texts[len(complete)].startswith(tail)
+    assert outcome.cut == "zstd stream ends before its end marker (file cut off)"
+    assert outcome.tail_incomplete is True
+
+
+def test_corrupt_gzip_stops_with_a_reason(tmp_path: Path) -> None:
+    whole = gzip_members("".join(f"{t}\n" for t in noisy_lines(2000)).encode())
+    middle = len(whole) // 2
+    damaged = whole[:middle] + bytes(200) + whole[middle + 200 :]
+    _, outcome = read_all(write(tmp_path, "a.log.gz", damaged))
+    assert outcome.cut is not None
+    assert outcome.cut.startswith("corrupt gzip data: ")
+
+
+def test_gbk_file_is_decoded_as_gbk(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.log", ["ok", "用户申请冻结"], encoding="gbk")
+    frame, outcome = read_all(path)
+    assert_frame_equal(frame, expected(["ok", "用户申请冻结"]))
+    assert outcome.encoding == "gbk"
+
+
+def test_undecodable_line_is_flagged_and_others_are_kept(tmp_path: Path) -> None:
+    data = "客户投诉\n".encode() + b"\xff\xfe\x80\n" + "额度调整\n".encode()
+    frame, outcome = read_all(write(tmp_path, "a.log", data))
+    assert_frame_equal(
+        frame, expected(["客户投诉", "\ufffd\ufffd\ufffd", "额度调整"], [False, True, False])
+    )
+    assert outcome.encoding == "utf-8"
+
+
+def test_garbled_line_that_is_valid_gbk_does_not_turn_utf8_into_gbk(tmp_path: Path) -> None:
+    # Much UTF-8 Chinese is also valid GBK; one cut character must not flip the block.
+    data = "客户投诉\n逾期\n".encode() + b"x\xe7\x94\n" + "人工\n".encode()
+    frame, outcome = read_all(write(tmp_path, "a.log", data))
+    assert_frame_equal(
+        frame,
+        expected(["客户投诉", "逾期", "x\ufffd", "人工"], [False, False, True, False]),
+    )
+    assert outcome.encoding == "utf-8"
+
+
+def test_empty_file_has_no_lines(tmp_path: Path) -> None:
+    frame, outcome = read_all(write(tmp_path, "a.log", b""))
+    assert frame.height == 0
+    assert outcome.lines == 0
+
+
+def test_read_head_decompresses_the_start(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.gz", "x" * 100_000 + "\n", compression="gzip")
+    compression, head, outcome = read_head(path, limit=1000)
+    assert (compression, head, outcome.cut) == ("gzip", b"x" * 1000, None)
+
+
+def test_read_head_reports_a_stream_cut_before_any_output(tmp_path: Path) -> None:
+    whole = zstd_frames(b"a\nb\n")
+    compression, head, outcome = read_head(write(tmp_path, "a.zst", whole[:5]), 1000)
+    assert (compression, head) == ("zstd", b"")
+    assert outcome.cut == "zstd stream ends before its end marker (file cut off)"
