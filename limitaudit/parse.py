@@ -160,29 +160,58 @@ def _split(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Decode JSON documents; returns (rows with the decoded fields, rejects: line, reason).
 
-    `json_path_match` flags invalid JSON as null without raising, but
-    `json_decode` fails a whole batch on one line it dislikes (polars #13768),
-    so a batch that still fails is split until the offending lines are alone.
+    `json_decode` fails a whole batch on one line it dislikes (polars #13768). A
+    clean batch is decoded in one pass; only a batch that fails pays for a
+    per-line check (`json_path_match` flags invalid JSON as null without raising),
+    a shape check of the nested fields, and, for what still fails, bisection.
     """
-    valid = doc.str.json_path_match(
-        "$"
-    ).is_not_null() & doc.str.strip_chars_start().str.starts_with("{")
-    invalid = frame.filter(~valid).select(
-        "line", pl.lit("invalid JSON or not a JSON object").alias("reason")
-    )
-    frame, doc = frame.filter(valid), doc.filter(valid)
+    shaped = doc.str.strip_chars()
+    looks = shaped.str.starts_with("{") & shaped.str.ends_with("}")
+    try:
+        return _decoded(frame.filter(looks), doc.filter(looks), dtype), _rejects(
+            frame.filter(~looks), "invalid JSON or not a JSON object"
+        )
+    except pl.exceptions.PolarsError:
+        pass
+    valid = doc.str.json_path_match("$").is_not_null() & looks
+    misshapen = valid & _misshapen(doc, dtype)
+    invalid = [
+        _rejects(frame.filter(~valid), "invalid JSON or not a JSON object"),
+        _rejects(frame.filter(misshapen), "JSON with an object or list where a value belongs"),
+    ]
+    keep = valid & ~misshapen
+    frame, doc = frame.filter(keep), doc.filter(keep)
     decoded, failed = _decode_tolerant(doc, dtype)
     frame = frame.with_columns(decoded.alias("doc"))
-    rejected = (
-        pl.Series("failed", [i in set(failed) for i in range(frame.height)]) if failed else None
-    )
-    if rejected is not None:
-        undecodable = frame.filter(rejected).select(
-            "line", pl.lit("JSON the decoder rejects (bad types or nesting)").alias("reason")
+    if failed:
+        rejected = pl.int_range(frame.height, eager=True).is_in(failed)
+        invalid.append(
+            _rejects(frame.filter(rejected), "JSON the decoder rejects (bad types or nesting)")
         )
-        invalid = pl.concat([invalid, undecodable])
         frame = frame.filter(~rejected)
-    return frame.unnest("doc"), invalid
+    return frame.unnest("doc"), pl.concat(invalid)
+
+
+def _decoded(frame: pl.DataFrame, doc: pl.Series, dtype: pl.DataType) -> pl.DataFrame:
+    return frame.with_columns(doc.str.json_decode(dtype).alias("doc")).unnest("doc")
+
+
+def _rejects(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
+    return frame.select("line", pl.lit(reason).alias("reason"))
+
+
+def _misshapen(doc: pl.Series, dtype: pl.DataType) -> pl.Series:
+    """Lines whose nested fields have the wrong JSON type for `dtype` (a cheap pre-check)."""
+    assert isinstance(dtype, pl.Struct)
+    checks = []
+    for field in dtype.fields:
+        opener = {pl.Struct: "{", pl.List: "["}.get(type(field.dtype), "")
+        value = pl.col("doc").str.json_path_match(f"$.{field.name}")
+        if opener:
+            checks.append(value.is_not_null() & ~value.str.starts_with(opener))
+    if not checks:
+        return pl.Series([False] * len(doc))
+    return doc.to_frame("doc").select(pl.any_horizontal(checks)).to_series()
 
 
 def _hashes() -> list[pl.Expr]:

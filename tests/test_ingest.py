@@ -753,7 +753,7 @@ def test_non_object_and_broken_json_is_rejected(dump_dir: Path) -> None:
         ("le-01/a.log", 4, invalid),
         ("le-01/a.log", 5, invalid),
         ("le-01/a.log", 6, invalid),
-        ("le-01/a.log", 7, "JSON the decoder rejects (bad types or nesting)"),
+        ("le-01/a.log", 7, "JSON with an object or list where a value belongs"),
     ]
     assert_counts(report(dump, "le-01/a.log"), lines=8, records=1, rejected=7)
 
@@ -995,3 +995,15 @@ def test_globs_and_file_lists(dump_dir: Path) -> None:
     assert dump.tables["decision"]["user_id"].sort().to_list() == ["1", "2"]
     assert len(dump.files) == 2
     assert [f.source.kind for f in dump.files] == ["json_log", "json_log"]
+
+
+def test_an_object_where_a_string_belongs_is_rejected_alone(dump_dir: Path) -> None:
+    bad = decision().replace('"user_id":"2088102000000123"', '"user_id":{"id":1}')
+    assert bad != decision()
+    lines = [decision(), bad, decision(change_id="chg-2")]
+    write(dump_dir, "le-01/a.log", lines)
+    dump = read(dump_dir)
+    assert rejects_of(dump) == [
+        ("le-01/a.log", 2, "JSON the decoder rejects (bad types or nesting)")
+    ]
+    assert_counts(report(dump, "le-01/a.log"), lines=3, records=2, rejected=1)
