@@ -53,6 +53,7 @@ CSV_COLUMNS = [
 NOTICE_WINDOW_MS = 24 * 3600 * 1000
 # A host that writes nothing for this long while the fleet is busy has gone silent.
 SILENCE_MS = 15 * 60 * 1000
+SILENCE_FACTOR = 30
 
 
 @dataclass(frozen=True)
@@ -271,9 +272,17 @@ def _unexplained(
 
 
 def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
-    """Stretches where a risk-engine host wrote nothing for a long time: host, start, end."""
-    decisions = corrected(dump.tables["decision"].select("host", "ts"), offsets)
-    if decisions.height == 0:
+    """Stretches where a risk-engine host wrote nothing: host, start, end.
+
+    A stretch counts when it is both long (SILENCE_MS) and far beyond that host's own
+    rhythm (SILENCE_FACTOR times its median gap), so a quiet host in a small dump is
+    not taken for a dead one.
+    """
+    engines = dump.tables["decision"].select("host").unique()
+    stamps = pl.concat(
+        [t.select("host", "ts") for name, t in dump.tables.items() if name != "ledger"]
+    ).join(engines, on="host", how="semi")
+    if stamps.height == 0:
         return pl.DataFrame(
             schema={
                 "host": pl.String,
@@ -281,21 +290,31 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
                 "end": pl.Datetime("ms", "UTC"),
             }
         )
-    span_end = decisions["cts"].max()
-    timeline = decisions.sort("host", "cts").with_columns(
-        pl.col("cts").shift(-1).over("host").fill_null(span_end).alias("next")
+    stamps = corrected(stamps, offsets)
+    timeline = (
+        stamps.sort("host", "cts")
+        .with_columns(pl.col("cts").shift(-1).over("host").alias("next"))
+        .with_columns((pl.col("next") - pl.col("cts")).dt.total_milliseconds().alias("gap"))
     )
-    return timeline.filter(
-        (pl.col("next") - pl.col("cts")).dt.total_milliseconds() >= SILENCE_MS
-    ).select("host", pl.col("cts").alias("start"), pl.col("next").alias("end"))
+    threshold = pl.max_horizontal(
+        pl.lit(SILENCE_MS), pl.col("gap").median().over("host") * SILENCE_FACTOR
+    )
+    return (
+        timeline.filter(pl.col("gap") >= threshold)
+        .select("host", pl.col("cts").alias("start"), pl.col("next").alias("end"))
+        # pl.format over a filtered, multi-chunk string column panics in Polars 2.1
+        # ("assertion failed: i < self.len()"); one chunk avoids it.
+        .rechunk()
+    )
 
 
 def _silent_hosts(rows: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     gaps = engine_silences(dump, offsets)
-    hits = (
+    return (
         rows.select("zid", "changed_at")
         .join(gaps, how="cross")
         .filter((pl.col("start") <= pl.col("changed_at")) & (pl.col("changed_at") <= pl.col("end")))
+        .rechunk()
         .with_columns(
             pl.format(
                 "engine host {} wrote nothing from {} to {}",
@@ -307,7 +326,6 @@ def _silent_hosts(rows: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.D
         .group_by("zid")
         .agg(pl.col("s").sort().str.join("; ").alias("silence"))
     )
-    return hits
 
 
 def _with_notices(out: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
