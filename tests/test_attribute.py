@@ -324,14 +324,18 @@ def test_model_that_stands_is_risk_policy(tmp_path: Path) -> None:
 
 
 def test_ledger_row_without_a_record_is_unexplained(tmp_path: Path) -> None:
+    # le-01 decides every minute but says nothing from minute 20 to 45.
     records = [
-        decision(U1, 5, 50000, 50000, [], host="le-01"),
-        decision(U2, 60, 50000, 50000, [], host="le-01"),
+        decision(U2, float(m), 50000, 50000, [], host="le-01")
+        for m in [*range(0, 21), *range(45, 60)]
     ]
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 30, 50000, 0)]))
     assert (row["cause"], row["cause_ref"], row["matched_by"]) == ("unexplained", "", "")
     assert f"for user {U1} within ±120 s" in row["evidence"]
-    assert "engine host le-01 wrote nothing from" in row["evidence"]
+    assert (
+        "engine host le-01 wrote nothing from 2026-03-14T02:20:00.000Z to 2026-03-14T02:45:00.000Z"
+        in row["evidence"]
+    )
 
 
 @pytest.mark.parametrize("lag_s", [-110, -3, 0, 4, 110])
@@ -423,3 +427,10 @@ def test_chain_breaks_and_ledger_gaps_are_findings(tmp_path: Path) -> None:
     brk = next(f for f in result.findings if f.kind == "chain_break")
     assert "ledger/export.csv:3 (a3) starts at 30000.00" in brk.message
     assert "ledger/export.csv:2 (a1) left 50000.00" in brk.message
+
+
+def test_a_host_that_is_merely_quiet_is_not_called_silent(tmp_path: Path) -> None:
+    records = [decision(U2, 5, 50000, 50000, []), decision(U2, 60, 50000, 50000, [])]
+    row = only(run(tmp_path, records, [ledger_row("c1", U1, 30, 50000, 0)]))
+    assert row["cause"] == "unexplained"
+    assert "wrote nothing" not in row["evidence"]

@@ -53,7 +53,7 @@ CSV_COLUMNS = [
 NOTICE_WINDOW_MS = 24 * 3600 * 1000
 # A host that writes nothing for this long while the fleet is busy has gone silent.
 SILENCE_MS = 15 * 60 * 1000
-SILENCE_FACTOR = 30
+SILENCE_FACTOR = 10
 
 
 @dataclass(frozen=True)
