@@ -128,3 +128,40 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
         changes.select("act_id", "host", "ts"), on="act_id"
     )
     return _offsets(tied)
+
+
+def quote_offsets(
+    decisions: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
+) -> pl.DataFrame:
+    """Offsets of feed hosts, from decisions that quote their batches (contract section 2).
+
+    A batch is delivered before the first decision that quotes it, so its host's
+    offset is at least (batch time - first quoting decision's corrected time); the
+    tightest such bound is the estimate. It is only tight when decisions quote a
+    batch soon after it lands; a bound beyond the clock tolerance says nothing the
+    contract does not, and is dropped. Hosts with a ledger-based offset keep it.
+    """
+    firsts = (
+        corrected(decisions.filter(pl.col("bureau_batch").is_not_null()), known)
+        .group_by("bureau_batch")
+        .agg(pl.col("cts").min().alias("first_quote"), pl.len().alias("quotes"))
+    )
+    bounds = (
+        batches.join(firsts, left_on="batch_id", right_on="bureau_batch")
+        .join(known.select("host"), on="host", how="anti")
+        .group_by("host")
+        .agg(
+            (pl.col("ts") - pl.col("first_quote")).dt.total_milliseconds().max().alias("offset_ms"),
+            pl.col("quotes").sum().cast(pl.UInt32).alias("evidence"),
+        )
+        .filter(pl.col("offset_ms").abs().is_between(MIN_OFFSET_MS, tolerance_ms))
+    )
+    return pl.concat([known, bounds.select(known.columns).cast(known.schema)]).sort("host")
+
+
+def host_offsets(dump: Dump, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
+    """Every clock offset the dump lets us estimate: host, offset_ms, evidence."""
+    by_ledger = estimate_offsets(dump.ledger, acts, tolerance_ms)
+    return quote_offsets(
+        dump.tables["decision"], dump.tables["feed_batch"], by_ledger, tolerance_ms
+    )

@@ -88,7 +88,7 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
 def _print_offsets(offsets: pl.DataFrame, console: Console) -> None:
     if offsets.height == 0:
         return
-    skew = ", ".join(f"{h} {o / 1000:+.1f}s ({n:,} rows)" for h, o, n in offsets.iter_rows())
+    skew = ", ".join(f"{h} {o / 1000:+.1f}s ({n:,} records)" for h, o, n in offsets.iter_rows())
     console.print(f"Host clocks ahead of the ledger (estimated): {skew}", highlight=False)
 
 

@@ -9,7 +9,7 @@ import polars as pl
 
 from limitaudit.attribute import Context, explain, model_history, param_history
 from limitaudit.ingest import Dump, Finding
-from limitaudit.match import actions, corrected, estimate_offsets, match_rows
+from limitaudit.match import actions, corrected, host_offsets, match_rows
 from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
 from limitaudit.timefmt import iso_expr
 
@@ -117,7 +117,7 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
     acts = actions(dump).with_row_index("act_id")
-    offsets = estimate_offsets(dump.ledger, acts, tol)
+    offsets = host_offsets(dump, acts, tol)
     acts = corrected(acts, offsets)
     zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
     rows = zero.select(
@@ -155,7 +155,7 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     breaks = chain_breaks(ledger)
     gaps = ledger_gaps(dump.ledger, acts, tol)
     findings = _findings(dump, breaks, gaps, names)
-    counts = {k: 0 for k in FINDING_KINDS}
+    counts = dict.fromkeys(FINDING_KINDS, 0)
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1
     counts["rejected"] = dump.rejects.height

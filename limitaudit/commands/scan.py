@@ -12,7 +12,7 @@ import polars as pl
 
 from limitaudit.errors import DumpError
 from limitaudit.ingest import COUNTS, Dump, Finding, ingest
-from limitaudit.match import actions, estimate_offsets
+from limitaudit.match import actions, host_offsets
 from limitaudit.timefmt import iso_utc
 
 TOP_REASONS = 3
@@ -106,7 +106,7 @@ def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
     ]
     totals = {c: sum(f.counts[c] for f in dump.files) for c in COUNTS}
     totals["files"] = len(dump.files)
-    offsets = estimate_offsets(dump.ledger, actions(dump).with_row_index("act_id"), tolerance_ms)
+    offsets = host_offsets(dump, actions(dump).with_row_index("act_id"), tolerance_ms)
     return ScanResult(files, totals, dump.findings, rejects, dump.tz, offsets)
 
 
