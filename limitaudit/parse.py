@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.schema import EVENT_FIELDS, INPUT_FIELDS, RULE_FIELDS, DType
+from limitaudit.schema import EVENT_FIELDS, EVENTS, INPUT_FIELDS, RULE_FIELDS, DType
 
 BLANK, META, CONTINUATION, RECORD, REJECTED = "blank", "meta", "continuation", "record", "rejected"
 LINE_CLASSES = [BLANK, META, CONTINUATION, RECORD, REJECTED]
@@ -52,6 +52,43 @@ JSON_DOC = pl.Struct(
 TEXT_DOC = pl.Struct(
     {**_EVENT, **dict.fromkeys(INPUT_FIELDS, pl.String), "event": pl.String, "rules": pl.String}
 )
+# json_decode's cost grows with the width of the schema, so each event kind is decoded
+# with its own fields only; the wide documents above serve unknown events.
+_OWN = {
+    e: [f for f in fields if f not in INPUT_FIELDS and f != "rules"] for e, fields in EVENTS.items()
+}
+JSON_DOCS = {
+    e: pl.Struct(
+        {
+            **_COMMON,
+            **dict.fromkeys(own, pl.String),
+            **(
+                {"inputs": JSON_DOC.to_schema()["inputs"], "rules": pl.List(_RULE)}
+                if e == "decision"
+                else {}
+            ),
+        }
+    )
+    for e, own in _OWN.items()
+}
+TEXT_DOCS = {
+    e: pl.Struct(
+        {
+            "event": pl.String,
+            **dict.fromkeys(own, pl.String),
+            **(
+                {**dict.fromkeys(INPUT_FIELDS, pl.String), "rules": pl.String}
+                if e == "decision"
+                else {}
+            ),
+        }
+    )
+    for e, own in _OWN.items()
+}
+_JSON_EVENT = r'"event"\s*:\s*"([^"\\]*)"'
+_TEXT_EVENT = r'(?:^|\s)event="?([^\s"]+)'
+# Bare NaN / Infinity are not JSON; one in a batch would fail the whole decode.
+_NOT_A_NUMBER = r"[:\[,]\s*-?(?:NaN|Infinity)\s*[,}\]]"
 
 # The flat frame every record becomes, before typing: raw strings, plus where the
 # time came from, whether `credit_score` was written at all, and the line's hashes.
@@ -166,7 +203,11 @@ def _split(
     a shape check of the nested fields, and, for what still fails, bisection.
     """
     shaped = doc.str.strip_chars()
-    looks = shaped.str.starts_with("{") & shaped.str.ends_with("}")
+    looks = (
+        shaped.str.starts_with("{")
+        & shaped.str.ends_with("}")
+        & ~shaped.str.contains(_NOT_A_NUMBER)
+    )
     try:
         return _decoded(frame.filter(looks), doc.filter(looks), dtype), _rejects(
             frame.filter(~looks), "invalid JSON or not a JSON object"
@@ -222,8 +263,34 @@ def _hashes() -> list[pl.Expr]:
     ]
 
 
+def _split_by_event(
+    frame: pl.DataFrame,
+    doc: pl.Series,
+    event: pl.Series,
+    shapes: dict[str, pl.Struct],
+    whole: pl.Struct,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`_split` per event kind, each with the narrow document of that kind."""
+    frame = frame.with_columns(doc.alias("_doc"), event.alias("_event"))
+    goods, bads = [], []
+    for (name,), group in frame.group_by("_event"):
+        shape = shapes.get(name, whole) if isinstance(name, str) else whole
+        good, bad = _split(group.drop("_doc", "_event"), group["_doc"], shape)
+        goods.append(good)
+        bads.append(bad)
+    good = (
+        pl.concat(goods, how="diagonal_relaxed") if goods else frame.clear().drop("_doc", "_event")
+    )
+    bad = pl.concat(bads) if bads else pl.DataFrame(schema={"line": pl.UInt32, "reason": pl.String})
+    for name, dtype in whole.to_schema().items():
+        if name not in good.columns:
+            good = good.with_columns(pl.lit(None, dtype).alias(name))
+    return good, bad
+
+
 def _parse_json(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    good, bad = _split(frame, frame["text"], JSON_DOC)
+    event = frame["text"].str.extract(_JSON_EVENT)
+    good, bad = _split_by_event(frame, frame["text"], event, JSON_DOCS, JSON_DOC)
     good = good.unnest("inputs").with_columns(
         pl.col("@timestamp").alias("ts_text"),
         pl.lit(False).alias("text_time"),
@@ -244,7 +311,8 @@ def _parse_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         + parts["msg"].str.replace_all(_PAIR, r'"${1}":"${2}${3}",').str.strip_chars_end(", ")
         + "}"
     )
-    good, bad = _split(parts, doc, TEXT_DOC)
+    event = parts["msg"].str.extract(_TEXT_EVENT)
+    good, bad = _split_by_event(parts, doc, event, TEXT_DOCS, TEXT_DOC)
     bad = bad.with_columns(pl.lit("message is not key=value pairs").alias("reason"))
     good = good.with_columns(
         pl.col("ts").alias("ts_text"),
