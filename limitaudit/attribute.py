@@ -206,7 +206,7 @@ def _zeroing_rules(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         pl.col("credit_score").is_null() | (pl.col("credit_score") == -1)
     )
     data = reads_score & (bad_credit | pl.col("score").is_null())
-    parameter = pl.col("param_rolled_back") & (pl.col("fires_with_old") == False)  # noqa: E712
+    parameter = pl.col("param_rolled_back") & pl.col("fires_with_old").not_()
     model = reads_score & pl.col("model_rolled_back")
     factor = (
         pl.when(pl.col("rule_id") == "R_FAIL_CLOSED")
@@ -393,7 +393,8 @@ def _rule_note() -> pl.Expr:
         )
         .otherwise(
             pl.format(
-                "{} fired (observed {}): it stands (the user's own data under a configuration that stood)",
+                "{} fired (observed {}): it stands "
+                "(the user's own data under a configuration that stood)",
                 pl.col("rule_id"),
                 pl.col("observed").fill_null("?"),
             )
@@ -408,8 +409,8 @@ def _rule_note() -> pl.Expr:
         .then(param_note)
         .when(pl.col("factor") == "model")
         .then(model_note)
-        .when(pl.col("param_rolled_back") & (pl.col("fires_with_old") == True))
-        .then(anyway)  # noqa: E712
+        .when(pl.col("param_rolled_back") & pl.col("fires_with_old").fill_null(False))
+        .then(anyway)
         .otherwise(stands)
     )
 
@@ -435,7 +436,8 @@ def _decide(rules: pl.DataFrame) -> pl.DataFrame:
 
 
 def _system_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
-    """The failing component: the engine_error with the decision's trace_id, else the user's nearest."""
+    """The failing component: the engine_error with the decision's trace_id, else the
+    user's nearest one."""
     errors = ctx.errors.select(
         "trace_id",
         "user_id",

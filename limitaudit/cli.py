@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
@@ -24,7 +25,8 @@ from limitaudit.writeout import write_atomic, write_table
 
 app = typer.Typer(
     name="limitaudit",
-    help="Reconstruct when and why credit limits went to zero, from risk-engine logs and the ledger.",
+    help="Reconstruct when and why credit limits went to zero, "
+    "from risk-engine logs and the ledger.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -61,8 +63,6 @@ def guarded(run: Callable[[], T]) -> T:
 
 
 def _check_tz(tz: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -243,7 +243,8 @@ def synth(
     ] = True,
 ) -> None:
     """Generate a realistic dump with known answers (the audit CSV a correct tool prints)."""
-    from limitaudit.synth import SynthOptions, generate
+    # Imported here: the generator is only for `synth`, and `trace` must start fast.
+    from limitaudit.synth import SynthOptions, generate  # noqa: PLC0415
 
     def run() -> None:
         target = answers or out.with_name(out.name + "-answers")

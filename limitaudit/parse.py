@@ -246,7 +246,13 @@ def _misshapen(doc: pl.Series, dtype: pl.DataType) -> pl.Series:
     assert isinstance(dtype, pl.Struct)
     checks = []
     for field in dtype.fields:
-        opener = {pl.Struct: "{", pl.List: "["}.get(type(field.dtype), "")
+        opener = (
+            "{"
+            if isinstance(field.dtype, pl.Struct)
+            else "["
+            if isinstance(field.dtype, pl.List)
+            else ""
+        )
         value = pl.col("doc").str.json_path_match(f"$.{field.name}")
         if opener:
             checks.append(value.is_not_null() & ~value.str.starts_with(opener))

@@ -13,7 +13,7 @@ import polars as pl
 from limitaudit.errors import UsageError
 
 
-def write_atomic(path: Path, write: Callable[[TextIO], None], encoding: str = "utf-8") -> None:
+def write_atomic(path: Path, write: Callable[[TextIO], object], encoding: str = "utf-8") -> None:
     """Write through a temporary file in the same directory, then rename over `path`."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():

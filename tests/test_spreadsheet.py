@@ -35,11 +35,19 @@ def test_libreoffice_reads_the_csv_back_unchanged(dump: Path, tmp_path: Path) ->
     converted = tmp_path / "lo"
     subprocess.run(
         [
-            str(SOFFICE), f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
-            f"--infilter=CSV:{FILTER}", "--convert-to", f"csv:Text - txt - csv (StarCalc):{FILTER}",
-            "--outdir", str(converted), str(out),
+            str(SOFFICE),
+            f"-env:UserInstallation=file://{tmp_path}/profile",
+            "--headless",
+            f"--infilter=CSV:{FILTER}",
+            "--convert-to",
+            f"csv:Text - txt - csv (StarCalc):{FILTER}",
+            "--outdir",
+            str(converted),
+            str(out),
         ],
-        check=True, capture_output=True, timeout=180,
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     ours = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
     # LibreOffice names the output after the file and its sheet: audit-audit.csv.
