@@ -32,8 +32,10 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
         out.write(dumps_json(result.to_data()) + "\n")
         return
     table = Table(title=f"Dump: {result.totals['files']} files", title_justify="left")
-    for name in ("file", "kind", "host", "first (UTC)", "last (UTC)"):
-        table.add_column(name, overflow="fold")
+    table.add_column("file", overflow="fold", ratio=1, min_width=20)
+    table.add_column("kind", overflow="fold")
+    table.add_column("host")
+    table.add_column("first / last record (UTC)", no_wrap=True)
     for name in ("lines", "records", "dup", "rejected"):
         table.add_column(name, justify="right")
     for f in result.files:
@@ -45,8 +47,7 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
             f.path,
             kind,
             f.host or "",
-            data["first"] or "",
-            data["last"] or "",
+            f"{data['first']}\n{data['last']}" if data["first"] else "",
             f"{f.counts['lines']:,}",
             f"{f.counts['records']:,}",
             f"{f.counts['duplicates']:,}",
@@ -56,7 +57,6 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
     table.add_section()
     table.add_row(
         "total",
-        "",
         "",
         "",
         "",
@@ -207,7 +207,7 @@ def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
         out.write(dumps_json(result.to_data()) + "\n")
         return
     table = Table(title=f"User {result.user_id}", title_justify="left")
-    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("time (UTC, host clocks corrected)", no_wrap=True)
     table.add_column("kind")
     table.add_column("what", overflow="fold")
     table.add_column("record", overflow="fold")

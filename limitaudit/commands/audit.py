@@ -350,11 +350,15 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
     record = pl.when(pl.col("a_name").is_not_null()).then(pl.format("{}:{}", "a_name", "a_line"))
     head = pl.when(pl.col("act").is_not_null()).then(
         pl.format(
-            "{} {} on {} at {} set {}→{} (matched by {})",
+            "{} {} on {} at {}{} set {}→{} (matched by {})",
             "act",
             record,
             "host",
-            iso_expr("ts"),
+            iso_expr("cts"),
+            # Times compare across hosts only once corrected; say what the host wrote too.
+            pl.when(pl.col("cts") != pl.col("ts"))
+            .then(pl.format(" (its clock: {})", iso_expr("ts")))
+            .otherwise(pl.lit("")),
             yuan("a_before"),
             yuan("a_after"),
             "matched_by",
