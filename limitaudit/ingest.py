@@ -68,6 +68,11 @@ class Dump:
     findings: list[Finding]
     tz: str
 
+    def require_readable(self) -> None:
+        """A dump in which no file is a log or a ledger cannot be read at all."""
+        if not any(f.source.kind not in ("other", "empty") for f in self.files):
+            raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+
     @property
     def ledger(self) -> pl.DataFrame:
         return self.tables["ledger"]

@@ -247,3 +247,14 @@ def test_empty_dump_exits_2(tmp_path: Path) -> None:
     result = invoke("audit", str(tmp_path / "empty"))
     assert result.exit_code == ExitStatus.ERROR
     assert "the dump holds no files" in result.stderr
+
+
+def test_dump_with_nothing_readable_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "README.txt").write_text("nothing here\n")
+    for command in (["audit"], ["trace", U1]):
+        result = invoke(*command, str(tmp_path / "d"))
+        assert result.exit_code == ExitStatus.ERROR
+        assert result.stderr == (
+            "limitaudit: nothing in the dump is a risk-engine log or a ledger export\n"
+        )

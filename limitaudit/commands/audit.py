@@ -109,6 +109,7 @@ def yuan(col: str | pl.Expr) -> pl.Expr:
 
 
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
+    dump.require_readable()
     tol = options.tolerance_ms
     names = pl.DataFrame(
         {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},

@@ -10,7 +10,6 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.errors import DumpError
 from limitaudit.ingest import COUNTS, Dump, Finding, ingest
 from limitaudit.match import actions, host_offsets
 from limitaudit.timefmt import iso_utc
@@ -76,9 +75,7 @@ def scan(inputs: Sequence[str | Path], tz: str, tolerance_ms: int = 120_000) -> 
 
 
 def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
-    readable = [f for f in dump.files if f.source.kind not in ("other", "empty")]
-    if not readable:
-        raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+    dump.require_readable()
     rejects = reject_table(dump)
     reasons = (
         rejects.with_columns(pl.col("reason").str.replace_all(r"'[^']*'", "…").alias("reason"))

@@ -53,6 +53,7 @@ def _common_prefix(a: str, b: str) -> int:
 
 
 def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
+    dump.require_readable()
     known = pl.concat(
         [
             dump.ledger.select("user_id"),
