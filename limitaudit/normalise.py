@@ -116,13 +116,20 @@ def record_time(tz: str) -> tuple[pl.Expr, pl.Expr]:
 _PROBLEM = "_problem"
 
 
-def _set_aside(raw: pl.DataFrame, problem: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows without a problem, and the others as rejects (file_id, line, reason)."""
-    staged = raw.with_columns(problem.alias(_PROBLEM))
-    rejects = staged.filter(pl.col(_PROBLEM).is_not_null()).select(
-        "file_id", "line", pl.col(_PROBLEM).alias("reason")
+def _set_aside(
+    raw: pl.DataFrame, checks: list[tuple[str, pl.Expr, pl.Expr]], problem: pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows without a problem, and the others as rejects (file_id, line, reason).
+
+    Whether a row has a problem is cheap to know; the message naming the field and
+    value is built for the rejected rows alone.
+    """
+    failing = pl.any_horizontal(
+        pl.lit(False), *(raw_ & problem_.is_not_null() for _, raw_, problem_ in checks)
     )
-    return staged.filter(pl.col(_PROBLEM).is_null()), rejects
+    staged = raw.with_columns(failing.alias(_PROBLEM))
+    rejects = staged.filter(pl.col(_PROBLEM)).select("file_id", "line", problem.alias("reason"))
+    return staged.filter(~pl.col(_PROBLEM)).drop(_PROBLEM), rejects
 
 
 def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -142,7 +149,12 @@ def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFram
     problem = pl.coalesce(
         pl.col("time_problem"), _missing(REQUIRED[event], event), _first_problem(checks)
     )
-    good, rejects = _set_aside(raw, problem)
+    gates = [
+        ("time", pl.col("time_problem").is_not_null(), pl.lit("")),
+        *((n, pl.col(n).is_null(), pl.lit("")) for n in REQUIRED[event]),
+        *((n, raw_.is_not_null(), problem_) for n, raw_, problem_ in checks),
+    ]
+    good, rejects = _set_aside(raw, gates, problem)
     schema = event_schema(event)
     good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
     if "stack" in schema and "stack" not in good.columns:
@@ -186,7 +198,11 @@ def type_ledger(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         values.append(value.alias(name))
         checks.append((name, pl.col(name), problem))
     problem = pl.coalesce(_missing(LEDGER_REQUIRED, "ledger row"), _first_problem(checks))
-    good, rejects = _set_aside(raw, problem)
+    gates = [
+        *((n, pl.col(n).is_null(), pl.lit("")) for n in LEDGER_REQUIRED),
+        *((n, raw_.is_not_null(), problem_) for n, raw_, problem_ in checks),
+    ]
+    good, rejects = _set_aside(raw, gates, problem)
     good = good.with_columns(values)
     return good.select([pl.col(c).cast(t) for c, t in LEDGER_SCHEMA.items()]), rejects
 
