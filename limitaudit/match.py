@@ -53,6 +53,17 @@ def corrected(frame: pl.DataFrame, offsets: pl.DataFrame, ts: str = "ts") -> pl.
     )
 
 
+def ledger_rows(ledger: pl.DataFrame) -> pl.DataFrame:
+    """Ledger rows in the shape `match_rows` takes, `row_id` being the row's position."""
+    return ledger.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
+        "user_id",
+        "change_id",
+        "changed_at",
+        "limit_before",
+    )
+
+
 def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
     """Pair ledger rows (row_id, user_id, change_id, changed_at, limit_before) with records.
 
@@ -116,13 +127,7 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
     changes = acts.filter(pl.col("limit_before") != pl.col("limit_after")).with_columns(
         pl.col("ts").alias("cts")
     )
-    rows = ledger.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
-        "user_id",
-        "change_id",
-        "changed_at",
-        "limit_before",
-    )
+    rows = ledger_rows(ledger)
     pairs = match_rows(rows, changes, tolerance_ms)
     tied = pairs.join(rows.select("row_id", "changed_at"), on="row_id").join(
         changes.select("act_id", "host", "ts"), on="act_id"

@@ -9,7 +9,7 @@ import polars as pl
 
 from limitaudit.attribute import Context, explain, model_history, param_history
 from limitaudit.ingest import Dump, Finding
-from limitaudit.match import actions, corrected, host_offsets, match_rows
+from limitaudit.match import actions, corrected, host_offsets, ledger_rows, match_rows
 from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
 from limitaudit.timefmt import iso_expr
 
@@ -32,7 +32,8 @@ FINDING_KINDS = [
     "unreadable",
     "ledger_conflict",
 ]
-CSV_COLUMNS = [
+# The columns other programs rely on, in this order (contract section 7).
+CONTRACT_COLUMNS = [
     "user_id",
     "zeroed_at",
     "limit_before",
@@ -41,6 +42,9 @@ CSV_COLUMNS = [
     "recovery",
     "restored_at",
     "restored_limit",
+]
+CSV_COLUMNS = [
+    *CONTRACT_COLUMNS,
     "rule_id",
     "evidence",
     "zero_duration_s",
@@ -366,37 +370,34 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
         )
     )
     evidence = pl.concat_str(head, pl.col("why"), separator="; ", ignore_nulls=True)
-    return out.sort("changed_at", "user_id").select(
-        "user_id",
-        iso_expr("changed_at").alias("zeroed_at"),
-        yuan("limit_before").alias("limit_before"),
-        "cause",
-        pl.col("cause_ref").fill_null(""),
-        "recovery",
-        iso_expr("restored_at").alias("restored_at"),
-        yuan("restored_limit").alias("restored_limit"),
-        pl.col("rule_id").fill_null(""),
-        evidence.fill_null("").alias("evidence"),
-        pl.col("zero_duration_s"),
-        "notified",
-        pl.col("matched_by").fill_null(""),
-        "change_id",
-        record.fill_null("").alias("record"),
-        pl.col("host").fill_null(""),
+    return (
+        out.sort("changed_at", "user_id")
+        .select(
+            "user_id",
+            iso_expr("changed_at").alias("zeroed_at"),
+            yuan("limit_before").alias("limit_before"),
+            "cause",
+            pl.col("cause_ref").fill_null(""),
+            "recovery",
+            iso_expr("restored_at").alias("restored_at"),
+            yuan("restored_limit").alias("restored_limit"),
+            pl.col("rule_id").fill_null(""),
+            evidence.fill_null("").alias("evidence"),
+            pl.col("zero_duration_s"),
+            "notified",
+            pl.col("matched_by").fill_null(""),
+            "change_id",
+            record.fill_null("").alias("record"),
+            pl.col("host").fill_null(""),
+        )
+        .select(CSV_COLUMNS)
     )
 
 
 def ledger_gaps(ledger: pl.DataFrame, acts: pl.DataFrame, tol: int) -> pl.DataFrame:
     """Records that changed a limit but whose ledger row never arrived."""
     changes = acts.filter(pl.col("limit_before") != pl.col("limit_after"))
-    rows = ledger.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
-        "user_id",
-        "change_id",
-        "changed_at",
-        "limit_before",
-    )
-    matched = match_rows(rows, changes, tol)
+    matched = match_rows(ledger_rows(ledger), changes, tol)
     unmatched = changes.join(matched.select("act_id"), on="act_id", how="anti")
     # A change_id the ledger does not hold is a gap for sure; without one, no row in time.
     return unmatched.select(
