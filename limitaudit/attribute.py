@@ -76,9 +76,8 @@ def param_history(params: pl.DataFrame) -> pl.DataFrame:
         history.select("seq", "param", "old_value")
         .join(later, on="param")
         .filter((pl.col("rb_seq") > pl.col("seq")) & (pl.col("rb_value") == pl.col("old_value")))
-        .sort("rb_seq")
-        .group_by("seq", maintain_order=True)
-        .first()
+        # The first later change that undoes it.
+        .filter(pl.col("rb_seq") == pl.col("rb_seq").min().over("seq"))
         .select("seq", "rb_seq", "rb_release", "rb_cts", "rb_operator")
     )
     return history.join(rollbacks, on="seq", how="left")
@@ -101,9 +100,8 @@ def model_history(deploys: pl.DataFrame) -> pl.DataFrame:
             (pl.col("rb_seq") > pl.col("seq"))
             & (pl.col("rb_from").is_null() | (pl.col("rb_from") == pl.col("model_version")))
         )
-        .sort("rb_seq")
-        .group_by("seq", maintain_order=True)
-        .first()
+        # The first later change that undoes it.
+        .filter(pl.col("rb_seq") == pl.col("rb_seq").min().over("seq"))
         .select("seq", "rb_seq", "rb_release", "rb_cts")
     )
     return history.join(rollbacks, on="seq", how="left")
@@ -268,16 +266,11 @@ def _with_param_state(rules: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         rules.select("rid", "param", "state_seq")
         .join(changes, on="param")
         .filter(pl.col("c_seq") <= pl.col("state_seq"))
-        .sort("c_seq")
-        .group_by("rid")
-        .last()
+        .filter(pl.col("c_seq") == pl.col("c_seq").max().over("rid"))
         .drop("param", "state_seq")
     )
-    initial = (
-        params.sort("seq")
-        .group_by("param")
-        .first()
-        .select("param", pl.col("old_value").alias("initial_value"))
+    initial = params.filter(pl.col("seq") == pl.col("seq").min().over("param")).select(
+        "param", pl.col("old_value").alias("initial_value")
     )
     rules = rules.join(in_force, on="rid", how="left").join(initial, on="param", how="left")
     threshold = pl.coalesce(
@@ -420,14 +413,17 @@ def _decide(rules: pl.DataFrame) -> pl.DataFrame:
     rank = pl.col("factor").replace_strict(
         {"stands": 0, "system": 1, "data": 2, "parameter": 3, "model": 4}, return_dtype=pl.Int8
     )
-    ranked = rules.with_columns(rank.alias("rank")).sort("zid", "pos")
+    ranked = rules.with_columns(rank.alias("rank"))
+    # Joins and group-bys need not keep row order (Polars 2 streaming engine): every
+    # "first" below is made explicit by sorting on the rule's position.
     winner = ranked.group_by("zid").agg(
         pl.col("rank").min().alias("best"),
-        pl.col("note").str.join("; ").alias("rule_notes"),
+        pl.col("note").sort_by("pos").str.join("; ").alias("rule_notes"),
     )
     first = (
         ranked.join(winner, on="zid")
         .filter(pl.col("rank") == pl.col("best"))
+        .sort("zid", "pos")
         .group_by("zid", maintain_order=True)
         .first()
         .select("zid", "factor", pl.col("rule_id").alias("ref_rule"), "param_release")
