@@ -14,13 +14,15 @@ from rich.console import Console
 from limitaudit import __version__
 from limitaudit.commands.audit import CAUSES, FINDING_KINDS, AuditOptions
 from limitaudit.commands.audit import audit as run_audit
+from limitaudit.commands.ingest import UNCHANGED, ingest_store
 from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.commands.trace import trace as run_trace
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.ingest import DEFAULT_TZ, ingest
+from limitaudit.ingest import DEFAULT_TZ
 from limitaudit.render import audit_csv, render_result
 from limitaudit.status import ExitStatus
+from limitaudit.store import load
 from limitaudit.writeout import write_atomic, write_table
 
 app = typer.Typer(
@@ -39,8 +41,13 @@ DumpArg = Annotated[
     typer.Argument(help="Dump: directories, files or globs, in any mix.", show_default=False),
 ]
 TzOpt = Annotated[
-    str,
-    typer.Option("--tz", help="Time zone of log times written without an offset."),
+    str | None,
+    typer.Option(
+        "--tz",
+        help=f"Time zone of log times written without an offset (default {DEFAULT_TZ}; "
+        "a store keeps the one it was ingested with).",
+        show_default=False,
+    ),
 ]
 
 
@@ -62,7 +69,9 @@ def guarded(run: Callable[[], T]) -> T:
         raise typer.Exit(int(exc.exit_status)) from None
 
 
-def _check_tz(tz: str) -> None:
+def _check_tz(tz: str | None) -> None:
+    if tz is None:
+        return
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -72,7 +81,7 @@ def _check_tz(tz: str) -> None:
 @app.command()
 def scan(
     dump: OptionalDumpArg = None,
-    tz: TzOpt = DEFAULT_TZ,
+    tz: TzOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     rejects: Annotated[
         Path | None,
@@ -159,7 +168,7 @@ def audit(
     bom: Annotated[
         bool, typer.Option("--bom", help="Start the CSV with a BOM, for Excel.")
     ] = False,
-    tz: TzOpt = DEFAULT_TZ,
+    tz: TzOpt = None,
 ) -> None:
     """Every zeroing: its cause, cause_ref, evidence and recovery. Exit 1 on --fail-on."""
 
@@ -171,7 +180,7 @@ def audit(
         failing = _fail_on(fail_on)
         options = _options(below, tolerance)
         _check_tz(tz)
-        result = run_audit(ingest(resolve_dump(dump), tz=tz), options)
+        result = run_audit(load(resolve_dump(dump), tz), options)
         if output is not None:
             if fmt == "csv":
                 write_atomic(output, lambda fh: fh.write(audit_csv(result, bom)))
@@ -201,7 +210,7 @@ def trace(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     below: BelowOpt = 0.0,
     tolerance: ToleranceOpt = 120.0,
-    tz: TzOpt = DEFAULT_TZ,
+    tz: TzOpt = None,
 ) -> None:
     """One user's limit timeline: every change explained, every zeroing with its evidence."""
 
@@ -213,8 +222,55 @@ def trace(
         user_id = user.strip()
         if not user_id.isdigit():
             raise UsageError(f"{user}: a user_id is a string of digits")
-        result = run_trace(ingest(resolve_dump(dump), tz=tz), user_id, options)
+        # From a store, only this user's rows are read (when that gives the same answers).
+        loaded = load(resolve_dump(dump), tz, user_id=user_id, options=options)
+        result = run_trace(loaded, user_id, options)
         render_result(result, fmt, sys.stdout, _stdout())
+
+    guarded(run)
+
+
+@app.command(name="ingest")
+def ingest_cmd(
+    dump: DumpArg,
+    store: Annotated[
+        Path,
+        typer.Option(
+            "--store",
+            help="The store: a new or empty directory, or a store to add new files to.",
+            show_default=False,
+        ),
+    ],
+    tz: TzOpt = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Rebuild the store from this dump (after a file changed, say)."
+        ),
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Read a dump once into a store that scan, audit and trace read fast; add new files to it."""
+
+    def run() -> None:
+        if fmt not in ("table", "json"):
+            raise UsageError(f"--format {fmt}: choose table or json")
+        _check_tz(tz)
+        result = ingest_store(dump, store, tz, replace)
+        render_result(result, fmt, sys.stdout, _stdout())
+        if result.action == UNCHANGED:
+            _stderr().print(
+                f"{store} is up to date: its {result.unchanged:,} file(s) of this dump are "
+                "unchanged; nothing ingested",
+                highlight=False,
+            )
+        if result.kept:
+            _stderr().print(
+                f"{len(result.kept):,} file(s) in the store are not in this dump, kept: "
+                + ", ".join(result.kept[:5])
+                + (" …" if len(result.kept) > 5 else ""),
+                highlight=False,
+            )
 
     guarded(run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ _TEXT_RECORD = re.compile(TEXT_RECORD_START)
 _STACK_LINE = re.compile(CONTINUATION_LINE)
 _SNIFF_LINES = 50
 _HEAD_BYTES = 1 << 16
+# A store (limitaudit ingest --store) is known by this file and the format it names.
+STORE_MANIFEST = "manifest.json"
+STORE_FORMAT = "limitaudit-store"
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,32 @@ def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
     return [sniff(path, name) for path, name in sorted(found.items(), key=lambda kv: kv[1])]
 
 
+def is_store(path: str | Path) -> bool:
+    """A directory holding a store's manifest (not just any manifest.json)."""
+    manifest = Path(path) / STORE_MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == STORE_FORMAT
+
+
+def _files_under(directory: Path) -> list[Path]:
+    """The files of a directory tree, less any store inside it: a store kept next to the
+    logs it was made from is not part of the dump (its Parquet would pass for a ledger)."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    stores = {p.parent for p in files if p.name == STORE_MANIFEST and is_store(p.parent)}
+    if not stores:
+        return files
+    return [p for p in files if stores.isdisjoint(p.parents)]
+
+
 def _expand(item: str) -> list[tuple[Path, str]]:
     path = Path(item)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        files = _files_under(path)
         return [(p, p.relative_to(path).as_posix()) for p in files]
     if path.is_file():
         return [(path, item)]
@@ -56,7 +82,7 @@ def _expand(item: str) -> list[tuple[Path, str]]:
         matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
         files = [m for m in matches if m.is_file()]
         for directory in (m for m in matches if m.is_dir()):
-            files.extend(sorted(p for p in directory.rglob("*") if p.is_file()))
+            files.extend(_files_under(directory))
         if not files:
             raise DumpError(f"{item}: no file matches this pattern")
         return [(p, p.as_posix()) for p in files]

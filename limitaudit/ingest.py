@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -30,12 +31,18 @@ from limitaudit.parse import (
 )
 from limitaudit.schema import EVENTS, LEDGER_FIELDS, LEDGER_SCHEMA, ORIGIN, event_schema
 
+if TYPE_CHECKING:
+    from limitaudit.commands.audit import AuditFacts
+
 DEFAULT_TZ = "Asia/Shanghai"
 COUNTS = ["lines", "records", "continuation", "meta", "blank", "duplicates", "rejected", "ignored"]
 _HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
 _ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
 REJECT_SCHEMA = {"file_id": pl.UInt32, "line": pl.UInt32, "reason": pl.String, "text": pl.String}
 KEY_SCHEMA = {**ORIGIN, "h1": pl.UInt64, "h2": pl.UInt64}
+# What a dump keeps of every record line to find repeats: its hashes, and whether its
+# event is unknown (counted as `ignored`).
+KEYS_SCHEMA = {**KEY_SCHEMA, "ignored": pl.Boolean}
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,24 @@ class FileReport:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     first: object = None
     last: object = None
+    # The host the file's header line or name gives. `host` becomes its records' own host
+    # when they agree on one; a store keeps both to settle duplicates again later.
+    named_host: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A dump read from a store for one user: the per-user tables (ledger, decision,
+    manual_action, user_notice) hold only that user's rows, engine_error only the user's
+    and those sharing a trace_id with its decisions, the others are whole; no rejects.
+
+    What an audit needs from the whole dump comes precomputed in `facts`, and
+    `user_ids` reads every user id of the dump when asked (to name the nearest ones).
+    """
+
+    user_id: str
+    facts: AuditFacts
+    user_ids: Callable[[], pl.Series]
 
 
 @dataclass
@@ -67,6 +92,12 @@ class Dump:
     rejects: pl.DataFrame  # file_id, line, reason, text
     findings: list[Finding]
     tz: str
+    # The hashes of every record line (KEYS_SCHEMA) and the ledger's repeated rows: what a
+    # store keeps so that files ingested later are deduplicated against these. Only kept
+    # when asked (settle(keep=True)): the hashes take some 20 bytes a record.
+    keys: pl.DataFrame | None = None
+    ledger_repeats: pl.DataFrame | None = None
+    scope: Scope | None = None
 
     def require_readable(self) -> None:
         """A dump in which no file is a log or a ledger cannot be read at all."""
@@ -90,10 +121,67 @@ def ingest(
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")
+    return settle(read_files(sources, tz, progress))
+
+
+@dataclass
+class RawDump:
+    """Files read, duplicates not yet settled: every record, each line with its hashes."""
+
+    tables: dict[str, pl.DataFrame]  # event tables, repeats included, stack traces attached
+    ledger: pl.DataFrame  # every ledger row, repeats included
+    keys: pl.DataFrame  # KEYS_SCHEMA, for every record line of a known or unknown event
+    files: list[FileReport]  # counts before duplicates; host as the header or name gives it
+    rejects: pl.DataFrame  # REJECT_SCHEMA
+    findings: list[Finding]  # each file's, in file order
+    tz: str
+
+
+def read_files(
+    sources: list[SourceFile], tz: str = DEFAULT_TZ, progress: Progress | None = None
+) -> RawDump:
+    """Read files as file_id 0, 1, ... in the order given; `settle` makes the Dump."""
     reader = _Reader(tz, progress)
     for file_id, source in enumerate(sources):
         reader.read(file_id, source)
-    return reader.finish()
+    return reader.raw()
+
+
+def settle(raw: RawDump, keep: bool = False) -> Dump:
+    """Keep the first of every repeated record line and ledger change; finish the accounting.
+
+    The first is the first by (file_id, line): files are numbered in the dump's order,
+    and the tables come in that order (the anti-joins keep it). `keep` keeps the line
+    hashes and the ledger's repeats on the Dump, for a store.
+    """
+    files = [replace(f, counts=dict(f.counts)) for f in raw.files]
+    findings = list(raw.findings)
+    dups = _repeats(raw.keys)
+    tables = {
+        event: table.join(dups, on=list(ORIGIN), how="anti") for event, table in raw.tables.items()
+    }
+    tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger, files, findings)
+    for file_id, n in (
+        pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
+        .group_by("file_id")
+        .len()
+        .iter_rows()
+    ):
+        files[file_id].counts["duplicates"] = n
+        files[file_id].counts["records"] -= n
+    ignored = raw.keys.filter("ignored").join(dups, on=list(ORIGIN), how="anti")
+    for file_id, n in ignored.group_by("file_id").len().iter_rows():
+        files[file_id].counts["ignored"] = n
+    _time_ranges(tables, files)
+    return Dump(
+        tables,
+        files,
+        raw.rejects.sort("file_id", "line"),
+        findings,
+        raw.tz,
+        keys=raw.keys if keep else None,
+        ledger_repeats=ledger_dups if keep else None,
+    )
 
 
 class _Reader:
@@ -158,6 +246,7 @@ class _Reader:
                 report.service, report.host = match.group(1), match.group(2)
             report.host = report.host or _host_from_name(report.source)
             report.service = report.service or _service_from_name(report.source)
+            report.named_host = report.host
         lines = classify(block, carry.last_record is not None)
         lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
         records, bad = parse_records(lines.filter("candidate"))
@@ -301,34 +390,16 @@ class _Reader:
             )
         )
 
-    def finish(self) -> Dump:
-        keys = (
-            pl.concat(self.keys)
-            if self.keys
-            else pl.DataFrame(schema={**KEY_SCHEMA, "ignored": pl.Boolean})
-        )
-        dups = _repeats(keys)
-        tables: dict[str, pl.DataFrame] = {}
-        for event, parts in self.events.items():
-            table = pl.concat(parts) if parts else pl.DataFrame(schema=event_schema(event))
-            tables[event] = table.join(dups, on=list(ORIGIN), how="anti")
+    def raw(self) -> RawDump:
+        keys = pl.concat(self.keys) if self.keys else pl.DataFrame(schema=KEYS_SCHEMA)
+        tables: dict[str, pl.DataFrame] = {
+            event: pl.concat(parts) if parts else pl.DataFrame(schema=event_schema(event))
+            for event, parts in self.events.items()
+        }
         tables["engine_error"] = self._attach_stacks(tables["engine_error"])
         ledger = pl.concat(self.ledger) if self.ledger else pl.DataFrame(schema=LEDGER_SCHEMA)
-        tables["ledger"], ledger_dups = self._dedup_ledger(ledger)
-        for file_id, n in (
-            pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
-            .group_by("file_id")
-            .len()
-            .iter_rows()
-        ):
-            self.files[file_id].counts["duplicates"] = n
-            self.files[file_id].counts["records"] -= n
-        ignored = keys.filter("ignored").join(dups, on=list(ORIGIN), how="anti")
-        for file_id, n in ignored.group_by("file_id").len().iter_rows():
-            self.files[file_id].counts["ignored"] = n
-        self._time_ranges(tables)
         rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        return Dump(tables, self.files, rejects.sort("file_id", "line"), self.findings, self.tz)
+        return RawDump(tables, ledger, keys, self.files, rejects, self.findings, self.tz)
 
     def _attach_stacks(self, errors: pl.DataFrame) -> pl.DataFrame:
         if not self.stacks:
@@ -346,51 +417,58 @@ class _Reader:
             .drop("stack_lines")
         )
 
-    def _dedup_ledger(self, ledger: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """One row per change_id, the first seen; a repeat with other values is a finding."""
-        ledger = ledger.sort(list(ORIGIN))
-        first = ledger.select(pl.col("change_id").is_first_distinct()).to_series()
-        kept, dups = ledger.filter(first), ledger.filter(~first)
-        values = ["user_id", "changed_at", "limit_before", "limit_after"]
-        conflicts = dups.join(kept, on="change_id", suffix="_first").filter(
-            pl.any_horizontal(pl.col(v) != pl.col(f"{v}_first") for v in values)
-        )
-        for row in conflicts.iter_rows(named=True):
-            here = f"{self.files[row['file_id']].source.name}:{row['line']}"
-            there = f"{self.files[row['file_id_first']].source.name}:{row['line_first']}"
-            self.findings.append(
-                Finding(
-                    "ledger_conflict",
-                    self.files[row["file_id"]].source.name,
-                    f"{here}: change_id {row['change_id']} repeats {there} with other "
-                    "values; the first is kept",
-                )
-            )
-        return kept, dups.select(list(ORIGIN))
 
-    def _time_ranges(self, tables: dict[str, pl.DataFrame]) -> None:
-        """Each file's time range and, where its records agree on one, their host."""
-        stamped = [t.select("file_id", "ts", "host") for e, t in tables.items() if e != "ledger"]
-        stamped.append(
-            tables["ledger"].select(
-                "file_id", pl.col("changed_at").alias("ts"), pl.lit(None, pl.String).alias("host")
+def _dedup_ledger(
+    ledger: pl.DataFrame, files: list[FileReport], findings: list[Finding]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per change_id, the first seen; a repeat with other values is a finding.
+
+    Returns the rows kept and the repeated rows (whole: a store keeps them).
+    """
+    ledger = ledger.sort(list(ORIGIN))
+    first = ledger.select(pl.col("change_id").is_first_distinct()).to_series()
+    kept, dups = ledger.filter(first), ledger.filter(~first)
+    values = ["user_id", "changed_at", "limit_before", "limit_after"]
+    conflicts = dups.join(kept, on="change_id", suffix="_first").filter(
+        pl.any_horizontal(pl.col(v) != pl.col(f"{v}_first") for v in values)
+    )
+    for row in conflicts.iter_rows(named=True):
+        here = f"{files[row['file_id']].source.name}:{row['line']}"
+        there = f"{files[row['file_id_first']].source.name}:{row['line_first']}"
+        findings.append(
+            Finding(
+                "ledger_conflict",
+                files[row["file_id"]].source.name,
+                f"{here}: change_id {row['change_id']} repeats {there} with other "
+                "values; the first is kept",
             )
         )
-        ranges = (
-            pl.concat(stamped)
-            .group_by("file_id")
-            .agg(
-                pl.col("ts").min().alias("first"),
-                pl.col("ts").max().alias("last"),
-                pl.col("host").drop_nulls().unique().alias("hosts"),
-            )
+    return kept, dups
+
+
+def _time_ranges(tables: dict[str, pl.DataFrame], files: list[FileReport]) -> None:
+    """Each file's time range and, where its records agree on one, their host."""
+    stamped = [t.select("file_id", "ts", "host") for e, t in tables.items() if e != "ledger"]
+    stamped.append(
+        tables["ledger"].select(
+            "file_id", pl.col("changed_at").alias("ts"), pl.lit(None, pl.String).alias("host")
         )
-        for file_id, first, last, hosts in ranges.iter_rows():
-            report = self.files[file_id]
-            report.first, report.last = first, last
-            # A JSON log names its host in every record; the file's name is only a fallback.
-            if len(hosts) == 1:
-                report.host = hosts[0]
+    )
+    ranges = (
+        pl.concat(stamped)
+        .group_by("file_id")
+        .agg(
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("host").drop_nulls().unique().alias("hosts"),
+        )
+    )
+    for file_id, first, last, hosts in ranges.iter_rows():
+        report = files[file_id]
+        report.first, report.last = first, last
+        # A JSON log names its host in every record; the file's name is only a fallback.
+        if len(hosts) == 1:
+            report.host = hosts[0]
 
 
 _COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}

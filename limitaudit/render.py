@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from limitaudit.commands.audit import CAUSES, AuditResult
+from limitaudit.commands.ingest import IngestResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.timefmt import ISO_MS
@@ -231,3 +232,42 @@ def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
         )
         for part in z["evidence"].split("; "):
             console.print(f"  - {part}", highlight=False, markup=False)
+
+
+# -- ingest ---------------------------------------------------------------------------
+
+
+@render_result.register
+def _(result: IngestResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+        return
+    if result.read:
+        table = Table(
+            title=f"Store {result.store}: {result.action}, {len(result.read):,} file(s) read",
+            title_justify="left",
+        )
+        table.add_column("file", overflow="fold", ratio=1, min_width=20)
+        table.add_column("kind", overflow="fold")
+        for name in ("lines", "records", "dup", "rejected"):
+            table.add_column(name, justify="right")
+        for f in result.read:
+            c = f.counts
+            table.add_row(
+                f.path,
+                f.kind,
+                f"{c['lines']:,}",
+                f"{c['records']:,}",
+                f"{c['duplicates']:,}",
+                _red(c["rejected"]),
+            )
+        console.print(table)
+    else:
+        console.print(f"Store {result.store}: {result.action}, no file read", highlight=False)
+    t = result.totals
+    console.print(
+        f"The store holds {result.files:,} file(s): {t['lines']:,} lines, "
+        f"{t['records']:,} records, {t['duplicates']:,} duplicates, {t['rejected']:,} rejected"
+        f" (times read in {result.tz}).",
+        highlight=False,
+    )

@@ -74,6 +74,24 @@ class AuditOptions:
         return round(self.tolerance_s * 1000)
 
 
+@dataclass(frozen=True)
+class AuditFacts:
+    """What an audit derives from the whole dump and needs for every user.
+
+    A store keeps them, so that `trace` can read one user's rows and still audit that
+    user exactly as the whole dump would. They hold for the options they were made with.
+    """
+
+    options: AuditOptions
+    offsets: pl.DataFrame  # host, offset_ms, evidence
+    # host, start, end: engine hosts' silences on their own clocks (a clock offset moves a
+    # silence but does not change it: gaps between one host's records are the same).
+    silences: pl.DataFrame
+    # The feed whose batches the zeroing decisions quote: the one a decision without a
+    # bureau_batch takes its latest batch from. None when the dump has no feed batch.
+    data_feed: str | None
+
+
 @dataclass
 class AuditResult:
     zeroings: pl.DataFrame  # CSV_COLUMNS, sorted by zeroed_at then user_id
@@ -82,6 +100,7 @@ class AuditResult:
     accounting: dict[str, int]
     options: AuditOptions
     finding_counts: dict[str, int] = field(default_factory=dict)
+    facts: AuditFacts | None = None
 
     def by_cause(self) -> dict[str, int]:
         counts = dict(self.zeroings.group_by("cause").len().iter_rows())
@@ -122,7 +141,9 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
     acts = actions(dump).with_row_index("act_id")
-    offsets = host_offsets(dump, acts, tol)
+    # A one-user read of a store holds too little to estimate what needs every user.
+    known = dump.scope.facts if dump.scope else None
+    offsets = known.offsets if known else host_offsets(dump, acts, tol)
     acts = corrected(acts, offsets)
     zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
     rows = zero.select(
@@ -144,16 +165,22 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         on="act_id",
         how="left",
     )
+    batches = corrected(dump.tables["feed_batch"], offsets)
+    if known and known.data_feed is not None:
+        # attribute picks the feed from the zeroing decisions it is given: with one user's,
+        # it could pick another than the whole dump's. Offer it only the whole dump's choice.
+        batches = batches.filter(pl.col("feed") == known.data_feed)
     ctx = Context(
         params=param_history(corrected(dump.tables["param_change"], offsets)),
         models=model_history(corrected(dump.tables["model_deploy"], offsets)),
         errors=corrected(dump.tables["engine_error"], offsets),
-        batches=corrected(dump.tables["feed_batch"], offsets),
+        batches=batches,
         tolerance_ms=tol,
     )
-    decided = _decisions(zero, dump, ctx)
+    decided, data_feed = _decisions(zero, dump, ctx)
     manual = _manual(zero, dump)
-    unexplained = _unexplained(zero, acts, dump, offsets, tol, names)
+    silences = known.silences if known else engine_silences(dump, _NO_OFFSETS)
+    unexplained = _unexplained(zero, acts, _shifted(silences, offsets), tol, names)
     out = pl.concat([decided, manual, unexplained], how="diagonal_relaxed")
     out = _with_notices(out, dump, offsets)
     out = _finish(out, names)
@@ -168,10 +195,39 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         c: sum(f.counts[c] for f in dump.files)
         for c in ("lines", "records", "duplicates", "rejected")
     }
-    return AuditResult(out, findings, offsets, accounting, options, counts)
+    facts = known or AuditFacts(options, offsets, silences, data_feed)
+    return AuditResult(out, findings, offsets, accounting, options, counts, facts)
 
 
-def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> pl.DataFrame:
+_NO_OFFSETS = pl.DataFrame(schema={"host": pl.String, "offset_ms": pl.Int64})
+
+
+def _shifted(silences: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
+    """Silences on each host's own clock, moved to corrected time like the records in them."""
+    shift = pl.duration(milliseconds=pl.col("offset_ms").fill_null(0))
+    return (
+        silences.join(offsets.select("host", "offset_ms"), on="host", how="left")
+        .select("host", pl.col("start") - shift, pl.col("end") - shift)
+        .rechunk()
+    )
+
+
+def _quoted_feed(decisions: pl.DataFrame, batches: pl.DataFrame) -> str | None:
+    """The feed attribute._data_refs takes latest batches from, given all zeroing decisions."""
+    if batches.height == 0:
+        return None
+    quoted = decisions.select(pl.col("bureau_batch").alias("batch_id")).unique()
+    counts = (
+        batches.join(quoted, on="batch_id")
+        .group_by("feed")
+        .len()
+        .sort("len", "feed", descending=[True, False])
+    )
+    feed = counts["feed"][0] if counts.height else batches["feed"].mode().sort()[0]
+    return str(feed)
+
+
+def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> tuple[pl.DataFrame, str | None]:
     decision = dump.tables["decision"].rename({"file_id": "a_file", "line": "a_line"})
     rows = zero.filter(pl.col("act") == "decision").select(
         "zid", "a_file", "a_line", "cts", "matched_by"
@@ -180,9 +236,10 @@ def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> pl.DataFrame:
         decision.drop("limit_before", "limit_after", "change_id"), on=["a_file", "a_line"]
     )
     explained = explain(full, ctx)
-    return zero.join(
+    decided = zero.join(
         explained.select("zid", "cause", "cause_ref", "rule_id", "rule_notes"), on="zid"
     ).with_columns(pl.col("rule_notes").alias("why"))
+    return decided, _quoted_feed(full, ctx.batches)
 
 
 def _manual(zero: pl.DataFrame, dump: Dump) -> pl.DataFrame:
@@ -214,8 +271,7 @@ def _manual(zero: pl.DataFrame, dump: Dump) -> pl.DataFrame:
 def _unexplained(
     zero: pl.DataFrame,
     acts: pl.DataFrame,
-    dump: Dump,
-    offsets: pl.DataFrame,
+    silences: pl.DataFrame,
     tol: int,
     names: pl.DataFrame,
 ) -> pl.DataFrame:
@@ -251,7 +307,7 @@ def _unexplained(
             ).alias("nearest"),
         )
     )
-    silent = _silent_hosts(rows, dump, offsets)
+    silent = _silent_hosts(rows, silences)
     why = pl.concat_str(
         pl.format(
             "no decision or manual action setting the limit to zero for user {} within ±{} s",
@@ -313,11 +369,10 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _silent_hosts(rows: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
-    gaps = engine_silences(dump, offsets)
+def _silent_hosts(rows: pl.DataFrame, silences: pl.DataFrame) -> pl.DataFrame:
     return (
         rows.select("zid", "changed_at")
-        .join(gaps, how="cross")
+        .join(silences, how="cross")
         .filter((pl.col("start") <= pl.col("changed_at")) & (pl.col("changed_at") <= pl.col("end")))
         .rechunk()
         .with_columns(
@@ -383,7 +438,13 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
             yuan("restored_limit").alias("restored_limit"),
             pl.col("rule_id").fill_null(""),
             evidence.fill_null("").alias("evidence"),
-            pl.col("zero_duration_s"),
+            # Milliseconds times 0.001 rather than replay's "/ 1000": Polars divides a
+            # one-row column exactly but multiplies longer ones by the reciprocal, so a
+            # one-user audit (trace from a store) would print other last digits than the
+            # whole dump's. This is what the longer columns get, whatever the length.
+            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() * 0.001).alias(
+                "zero_duration_s"
+            ),
             "notified",
             pl.col("matched_by").fill_null(""),
             "change_id",

@@ -10,8 +10,9 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.ingest import COUNTS, Dump, Finding, ingest
+from limitaudit.ingest import COUNTS, Dump, Finding
 from limitaudit.match import actions, host_offsets
+from limitaudit.store import load
 from limitaudit.timefmt import iso_utc
 
 TOP_REASONS = 3
@@ -69,9 +70,11 @@ class ScanResult:
         }
 
 
-def scan(inputs: Sequence[str | Path], tz: str, tolerance_ms: int = 120_000) -> ScanResult:
-    dump = ingest(inputs, tz=tz)
-    return summarise(dump, tolerance_ms)
+def scan(
+    inputs: Sequence[str | Path], tz: str | None = None, tolerance_ms: int = 120_000
+) -> ScanResult:
+    """A dump or a store; `tz` None reads a store in its own zone, a dump in the default."""
+    return summarise(load(inputs, tz), tolerance_ms)
 
 
 def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:

@@ -62,7 +62,8 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         ]
     )["user_id"]
     if not (known == user_id).any():
-        near = nearest_ids(known, user_id)
+        # A one-user read of a store knows no other user: ask the store for all of them.
+        near = nearest_ids(dump.scope.user_ids() if dump.scope else known, user_id)
         hint = f"; nearest ids in the dump: {', '.join(near)}" if near else ""
         raise UnknownUser(f"user {user_id} has no ledger row and no record in this dump{hint}")
     result = audit(dump, options)

@@ -1,0 +1,538 @@
+"""A store: a dump ingested once into Parquet, read back as the very Dump ingest made.
+
+Layout of a store directory:
+
+    manifest.json            what is in the store (below); written last, atomically,
+                             and it names the generation in use
+    g000001/                 one complete generation of the data
+      ledger/b00.parquet     the per-user tables (ledger, decision, manual_action,
+      decision/b00.parquet   user_notice) in BUCKETS files each, by user_id; each file
+      ...                    sorted by (user_id, time) in small row groups with
+                             statistics, so one user's rows are found without reading
+                             the rest
+      param_change.parquet   the small global tables, whole (also model_deploy,
+      ...                    feed_batch, engine_error)
+      ledger_repeats.parquet ledger rows that repeat a change_id
+      keys.parquet           the hashes of every record line (file_id, line, h1, h2,
+                             ignored): later files are deduplicated against them
+      rejects.parquet        every rejected line with its reason
+      offsets.parquet        audit facts for one-user reads (see AuditFacts)
+      silences.parquet
+      users.parquet          every user id, to name the nearest ones to a mistyped id
+
+The manifest holds the tool, format and Polars versions, the time zone assumed, and per
+source file its name, path, size, sha256, kind, compression, encoding, host, service,
+counts and time range, then the findings. A new generation is written in full before the
+manifest is replaced to point at it, so a crash leaves the previous store (or none), never
+half of one.
+
+Line hashes (Polars' `Series.hash`) are not promised stable across Polars versions: a
+store only takes more files from the Polars version that wrote it. Buckets are the user
+id's last digits, not a hash, so any version reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from limitaudit import __version__
+from limitaudit.commands.audit import AuditFacts, AuditOptions, audit
+from limitaudit.discover import STORE_FORMAT, STORE_MANIFEST, SourceFile, is_store
+from limitaudit.errors import LimitAuditError, UsageError
+from limitaudit.ingest import (
+    DEFAULT_TZ,
+    REJECT_SCHEMA,
+    Dump,
+    FileReport,
+    Finding,
+    RawDump,
+    Scope,
+    ingest,
+    settle,
+)
+from limitaudit.match import actions
+from limitaudit.schema import EVENTS, ORIGIN
+from limitaudit.timefmt import iso_utc
+
+__all__ = [
+    "FORMAT_VERSION",
+    "StoreError",
+    "is_store",
+    "load",
+    "manifest_files",
+    "merge",
+    "open_store",
+    "read_manifest",
+    "sha256_of",
+    "write_store",
+]
+
+FORMAT_VERSION = 1
+BUCKETS = 16
+# Small row groups: a one-user read decodes only the groups whose user_id range holds it.
+ROW_GROUP_ROWS = 8192
+# The tables in which every row is one user's: bucketed. The others are small and global
+# (engine_error apart: kept whole, but a one-user read filters it).
+PER_USER = {"ledger": "changed_at", "decision": "ts", "manual_action": "ts", "user_notice": "ts"}
+GLOBAL = [e for e in EVENTS if e not in PER_USER and e != "engine_error"]
+# A bucket is the user id's last digits modulo BUCKETS: stable across Polars versions
+# (unlike Series.hash), and ids are handed out in sequence, so the digits spread evenly.
+_BUCKET_DIGITS = 9
+_GENERATION = re.compile(r"^\.?g(\d{6})(\.tmp)?$")
+_UTC = ZoneInfo("UTC")
+
+
+class StoreError(LimitAuditError):
+    """The store cannot be read or added to as asked (exit status 2)."""
+
+
+def bucket_of(user_id: str, buckets: int = BUCKETS) -> int:
+    """The bucket of a user id, as _bucket_expr puts it."""
+    tail = user_id[-_BUCKET_DIGITS:]
+    # Ids are digit strings, but normalise's \d also lets other scripts' digits through:
+    # those go to bucket 0 on both sides.
+    return int(tail) % buckets if tail.isascii() and tail.isdigit() else 0
+
+
+def _bucket_expr(buckets: int) -> pl.Expr:
+    tail = pl.col("user_id").str.slice(-_BUCKET_DIGITS).cast(pl.UInt64, strict=False)
+    return tail.fill_null(0) % buckets
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+# -- the manifest ---------------------------------------------------------------------
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    if not is_store(directory):
+        raise StoreError(f"{directory}: not a limitaudit store (no store manifest.json)")
+    data: dict[str, Any] = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8"))
+    if data.get("format_version") != FORMAT_VERSION:
+        raise StoreError(
+            f"{directory}: store format {data.get('format_version')}, this limitaudit reads "
+            f"format {FORMAT_VERSION}: ingest the dump again with --replace"
+        )
+    return data
+
+
+def _file_entry(f: FileReport, sha256: str) -> dict[str, Any]:
+    s = f.source
+    return {
+        "name": s.name,
+        "path": str(s.path),
+        "kind": s.kind,
+        "compression": s.compression,
+        "size": s.size,
+        "sha256": sha256,
+        "reason": s.reason,
+        "encoding": f.encoding,
+        "service": f.service,
+        "host": f.host,
+        "named_host": f.named_host,
+        "counts": f.counts,
+        "first": _time_text(f.first),
+        "last": _time_text(f.last),
+    }
+
+
+def manifest_files(manifest: Mapping[str, Any]) -> list[FileReport]:
+    """The store's FileReports, as ingest made them."""
+    return [_file_report(e) for e in manifest["files"]]
+
+
+def _file_report(entry: Mapping[str, Any]) -> FileReport:
+    source = SourceFile(
+        Path(entry["path"]),
+        entry["name"],
+        entry["kind"],
+        entry["compression"],
+        entry["size"],
+        entry["reason"],
+    )
+    return FileReport(
+        source,
+        encoding=entry["encoding"],
+        service=entry["service"],
+        host=entry["host"],
+        counts=dict(entry["counts"]),
+        first=_time_value(entry["first"]),
+        last=_time_value(entry["last"]),
+        named_host=entry["named_host"],
+    )
+
+
+def _time_text(value: object) -> str | None:
+    return iso_utc(value) if isinstance(value, datetime) else None
+
+
+def _time_value(text: str | None) -> datetime | None:
+    # As Polars hands them out: aware, in zoneinfo's UTC.
+    return None if text is None else datetime.fromisoformat(text).astimezone(_UTC)
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | None = None) -> None:
+    """Write `dump` (as ingest or `merge` made it) as the store's new generation.
+
+    `hashes` gives the sha256 of files already known by name; the others are read.
+    """
+    if dump.keys is None or dump.ledger_repeats is None:
+        raise ValueError("write_store needs a Dump settled with keep=True: it keeps line hashes")
+    directory = Path(directory)
+    if is_store(directory):
+        created = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8")).get(
+            "created"
+        )
+    elif directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise UsageError(f"{directory}: exists and is not a store: name a new or empty directory")
+    else:
+        created = None
+    directory.mkdir(parents=True, exist_ok=True)
+    generation = f"g{_last_generation(directory) + 1:06d}"
+    tmp = directory / f".{generation}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name, time in PER_USER.items():
+        _write_buckets(dump.tables[name], tmp / name, time)
+    for name in [*GLOBAL, "engine_error"]:
+        _write(dump.tables[name], tmp / f"{name}.parquet")
+    _write(dump.ledger_repeats, tmp / "ledger_repeats.parquet")
+    _write(dump.keys, tmp / "keys.parquet")
+    _write(dump.rejects, tmp / "rejects.parquet")
+    facts = _facts(dump)
+    if facts is not None:
+        _write(facts.offsets, tmp / "offsets.parquet")
+        _write(facts.silences, tmp / "silences.parquet")
+    users = pl.concat(
+        [dump.tables[t].select("user_id") for t in ("ledger", "decision", "manual_action")]
+    )
+    _write(users.unique().sort("user_id"), tmp / "users.parquet")
+    _fsync_tree(tmp)
+    os.rename(tmp, directory / generation)
+    _fsync_dir(directory)
+
+    now = iso_utc(datetime.now(UTC))
+    known = dict(hashes or {})
+    manifest = {
+        "format": STORE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "polars_version": pl.__version__,
+        "time_zone": dump.tz,
+        "created": created or now,
+        "updated": now,
+        "generation": generation,
+        "buckets": BUCKETS,
+        "bucket_key": f"int(last {_BUCKET_DIGITS} digits of user_id) % buckets, "
+        "0 for an id whose last digits are not ASCII",
+        "tables": {name: t.height for name, t in dump.tables.items()},
+        "facts": None if facts is None else _facts_entry(facts, dump),
+        "files": [
+            _file_entry(f, known.get(f.source.name) or sha256_of(f.source.path)) for f in dump.files
+        ],
+        "findings": [{"kind": f.kind, "file": f.file, "message": f.message} for f in dump.findings],
+    }
+    _replace_file(directory / STORE_MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
+    _fsync_dir(directory)
+    _remove_other_generations(directory, generation)
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+
+
+def _write_buckets(table: pl.DataFrame, folder: Path, time: str) -> None:
+    folder.mkdir()
+    parts = (
+        table.with_columns(_bucket_expr(BUCKETS).alias("_bucket"))
+        .sort("_bucket", "user_id", time, *ORIGIN)
+        .partition_by("_bucket", as_dict=True, include_key=False)
+    )
+    empty = table.clear()
+    for b in range(BUCKETS):
+        _write(parts.get((b,), empty), folder / f"b{b:02d}.parquet")
+
+
+def _facts(dump: Dump) -> AuditFacts | None:
+    """The audit facts a one-user read needs, made with the default options."""
+    if not any(f.source.kind not in ("other", "empty") for f in dump.files):
+        return None
+    return audit(dump, AuditOptions()).facts
+
+
+def _facts_entry(facts: AuditFacts, dump: Dump) -> dict[str, Any]:
+    # One user's rows audit that user as the whole dump would when nothing ties two
+    # users together: a change_id is matched across users, so one naming two users
+    # (corrupt data) sends one-user reads to the whole store instead.
+    ids = pl.concat(
+        [
+            dump.ledger.select("change_id", "user_id"),
+            actions(dump).select("change_id", "user_id"),
+        ]
+    ).drop_nulls("change_id")
+    shared = (
+        ids.group_by("change_id").agg(pl.col("user_id").n_unique()).filter(pl.col("user_id") > 1)
+    )
+    return {
+        "tolerance_s": facts.options.tolerance_s,
+        "below_yuan": facts.options.below_yuan,
+        "data_feed": facts.data_feed,
+        "one_user_reads": shared.height == 0,
+    }
+
+
+def _last_generation(directory: Path) -> int:
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _GENERATION.match(p.name))]
+    return max(numbers, default=0)
+
+
+def _remove_other_generations(directory: Path, keep: str) -> None:
+    """Earlier generations and the leftovers of interrupted writes; nothing else."""
+    for path in directory.iterdir():
+        if path.is_dir() and _GENERATION.match(path.name) and path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    # The data must be on disk before the manifest that points at it.
+    for path in [*folder.rglob("*.parquet"), *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_path(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename is on disk once its directory is.
+    _fsync_path(directory)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+def open_store(directory: str | Path, user_id: str | None = None, *, keys: bool = False) -> Dump:
+    """The Dump the store was made from: the same tables, files, rejects and findings.
+
+    With `user_id`, only that user's rows of the per-user tables are read (from its
+    bucket), of engine_error the user's and its decisions' traces', the other tables
+    whole, and no rejects: what `trace` needs (see Scope). With `keys`,
+    also the line hashes and the ledger's repeated rows: what adding files needs.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    try:
+        return _open(directory, manifest, user_id, keys)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(
+            f"{directory}: the store is damaged ({exc}); ingest the dump again with --replace"
+        ) from None
+
+
+def _open(directory: Path, manifest: Mapping[str, Any], user_id: str | None, keys: bool) -> Dump:
+    data = directory / manifest["generation"]
+    files = manifest_files(manifest)
+    findings = [Finding(f["kind"], f["file"], f["message"]) for f in manifest["findings"]]
+    tables: dict[str, pl.DataFrame] = {}
+    buckets = int(manifest["buckets"])
+    for name in PER_USER:
+        if user_id is None:
+            paths = [data / name / f"b{b:02d}.parquet" for b in range(buckets)]
+            tables[name] = pl.read_parquet(paths)
+        else:
+            path = data / name / f"b{bucket_of(user_id, buckets):02d}.parquet"
+            tables[name] = pl.scan_parquet(path).filter(pl.col("user_id") == user_id).collect()
+    for name in GLOBAL:
+        tables[name] = pl.read_parquet(data / f"{name}.parquet")
+    if user_id is not None:
+        # Engine errors can be many (an outage), and a user's audit reads only its own and
+        # those of its decisions' traces.
+        traces = tables["decision"]["trace_id"].drop_nulls().unique()
+        tables["engine_error"] = (
+            pl.scan_parquet(data / "engine_error.parquet")
+            .filter((pl.col("user_id") == user_id) | pl.col("trace_id").is_in(traces.implode()))
+            .collect()
+        )
+    else:
+        tables["engine_error"] = pl.read_parquet(data / "engine_error.parquet")
+    # Back in ingest's order: (file_id, line). Ties in an audit fall by that order.
+    tables = {
+        name: tables[name].sort(list(ORIGIN))
+        for name in [*EVENTS, "ledger"]  # ingest's order of the tables
+    }
+    rejects = (
+        pl.DataFrame(schema=REJECT_SCHEMA)
+        if user_id is not None
+        else pl.read_parquet(data / "rejects.parquet")
+    )
+    dump = Dump(tables, files, rejects, findings, manifest["time_zone"])
+    if keys:
+        dump.keys = pl.read_parquet(data / "keys.parquet")
+        dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
+    if user_id is not None:
+        dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))
+    return dump
+
+
+def _read_facts(data: Path, manifest: Mapping[str, Any]) -> AuditFacts:
+    entry = manifest["facts"]
+    if entry is None:
+        raise StoreError(f"{data.parent}: the store holds no log or ledger to read one user from")
+    return AuditFacts(
+        AuditOptions(below_yuan=entry["below_yuan"], tolerance_s=entry["tolerance_s"]),
+        pl.read_parquet(data / "offsets.parquet"),
+        pl.read_parquet(data / "silences.parquet"),
+        entry["data_feed"],
+    )
+
+
+def _user_ids(data: Path) -> pl.Series:
+    return pl.read_parquet(data / "users.parquet")["user_id"]
+
+
+def one_user_reads(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
+    """Whether a one-user read audits that user as the whole store would, with `options`."""
+    facts = manifest.get("facts")
+    return bool(
+        facts
+        and facts["one_user_reads"]
+        and facts["tolerance_s"] == options.tolerance_s
+        and facts["below_yuan"] == options.below_yuan
+    )
+
+
+def load(
+    paths: Sequence[str | Path],
+    tz: str | None = None,
+    user_id: str | None = None,
+    options: AuditOptions | None = None,
+) -> Dump:
+    """A dump from the command line: a store (named alone) or files, directories and globs.
+
+    `tz` is the zone for log times without an offset; a store keeps the one it was made
+    with. With `user_id` (and the audit `options`), a store reads only that user's rows
+    when that gives the same answers.
+    """
+    stores = [p for p in paths if is_store(p)]
+    if not stores:
+        return ingest(paths, tz=tz or DEFAULT_TZ)
+    if len(paths) > 1:
+        raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
+    directory = Path(stores[0])
+    manifest = read_manifest(directory)
+    if tz is not None and tz != manifest["time_zone"]:
+        raise UsageError(
+            f"{directory}: the store read log times in {manifest['time_zone']}, not {tz}; "
+            "leave out --tz, or ingest the dump again with --tz and --replace"
+        )
+    if user_id is not None and one_user_reads(manifest, options or AuditOptions()):
+        return open_store(directory, user_id)
+    return open_store(directory)
+
+
+# -- adding files ---------------------------------------------------------------------
+
+
+def merge(old: Dump, new: RawDump) -> Dump:
+    """The store's Dump with newly read files added: what ingesting them all at once gives.
+
+    Files take their places in name order, as in one ingest of the whole dump, and every
+    repeat is settled again against all line hashes: a line of a new file that repeats an
+    old one is a duplicate, and the first of them by that order is kept.
+    """
+    if old.keys is None or old.ledger_repeats is None:
+        raise ValueError("merge needs the store read with its keys")
+    names = sorted([f.source.name for f in old.files] + [f.source.name for f in new.files])
+    if len(set(names)) != len(names):
+        raise ValueError("a file is both in the store and among the new ones")
+    at = {name: i for i, name in enumerate(names)}
+    old_ids = [at[f.source.name] for f in old.files]
+    new_ids = [at[f.source.name] for f in new.files]
+    before = _unsettled(old)
+
+    def both(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+        return pl.concat([_renumber(a, old_ids), _renumber(b, new_ids)])
+
+    files = sorted([*before.files, *new.files], key=lambda f: at[f.source.name])
+    raw = RawDump(
+        tables={e: both(before.tables[e], new.tables[e]).sort(list(ORIGIN)) for e in EVENTS},
+        ledger=both(before.ledger, new.ledger),
+        keys=both(before.keys, new.keys),
+        files=files,
+        rejects=both(before.rejects, new.rejects),
+        # Each file's own findings (it was empty, cut off, ...) in file order, as one
+        # ingest would list them; ledger conflicts are found again by settle.
+        findings=sorted([*before.findings, *new.findings], key=lambda f: at[f.file]),
+        tz=old.tz,
+    )
+    return settle(raw, keep=True)
+
+
+def _unsettled(dump: Dump) -> RawDump:
+    """A settled Dump taken back to before its repeats were settled.
+
+    Its event rows found to be repeats stay out: a repeat stays one whatever files are
+    added (the copy before it stays before it), and their line hashes are all kept.
+    The ledger's repeats come back, to be weighed again against new rows.
+    """
+    assert dump.keys is not None and dump.ledger_repeats is not None
+    files = [
+        replace(
+            f,
+            counts={
+                **f.counts,
+                "records": f.counts["records"] + f.counts["duplicates"],
+                "duplicates": 0,
+                "ignored": 0,
+            },
+            first=None,
+            last=None,
+            host=f.named_host,
+        )
+        for f in dump.files
+    ]
+    return RawDump(
+        tables={e: dump.tables[e] for e in EVENTS},
+        ledger=pl.concat([dump.ledger, dump.ledger_repeats]),
+        keys=dump.keys,
+        files=files,
+        rejects=dump.rejects,
+        findings=[f for f in dump.findings if f.kind != "ledger_conflict"],
+        tz=dump.tz,
+    )
+
+
+def _renumber(frame: pl.DataFrame, ids: list[int]) -> pl.DataFrame:
+    mapping = pl.Series("ids", ids, dtype=pl.UInt32)
+    return frame.with_columns(pl.lit(mapping).gather(pl.col("file_id")).alias("file_id"))
