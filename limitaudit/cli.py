@@ -20,6 +20,7 @@ from limitaudit.commands.trace import trace as run_trace
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
 from limitaudit.ingest import DEFAULT_TZ
+from limitaudit.progress import line_progress
 from limitaudit.render import audit_csv, render_result
 from limitaudit.status import ExitStatus
 from limitaudit.store import load
@@ -98,7 +99,8 @@ def scan(
         if fmt not in ("table", "json"):
             raise UsageError(f"--format {fmt}: choose table or json")
         _check_tz(tz)
-        result = scan_dump(resolve_dump(dump), tz)
+        with line_progress(_stderr()) as advance:
+            result = scan_dump(resolve_dump(dump), tz, progress=advance)
         render_result(result, fmt, sys.stdout, _stdout())
         if rejects is not None:
             write_table(result.rejects, rejects)
@@ -180,7 +182,8 @@ def audit(
         failing = _fail_on(fail_on)
         options = _options(below, tolerance)
         _check_tz(tz)
-        result = run_audit(load(resolve_dump(dump), tz), options)
+        with line_progress(_stderr()) as advance:
+            result = run_audit(load(resolve_dump(dump), tz, progress=advance), options)
         if output is not None:
             if fmt == "csv":
                 write_atomic(output, lambda fh: fh.write(audit_csv(result, bom)))
@@ -256,7 +259,8 @@ def ingest_cmd(
         if fmt not in ("table", "json"):
             raise UsageError(f"--format {fmt}: choose table or json")
         _check_tz(tz)
-        result = ingest_store(dump, store, tz, replace)
+        with line_progress(_stderr(), "ingesting") as advance:
+            result = ingest_store(dump, store, tz, replace, progress=advance)
         render_result(result, fmt, sys.stdout, _stdout())
         if result.action == UNCHANGED:
             _stderr().print(

@@ -57,6 +57,7 @@ from limitaudit.ingest import (
     Dump,
     FileReport,
     Finding,
+    Progress,
     RawDump,
     Scope,
     ingest,
@@ -437,6 +438,7 @@ def load(
     tz: str | None = None,
     user_id: str | None = None,
     options: AuditOptions | None = None,
+    progress: Progress | None = None,
 ) -> Dump:
     """A dump from the command line: a store (named alone) or files, directories and globs.
 
@@ -446,7 +448,7 @@ def load(
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:
-        return ingest(paths, tz=tz or DEFAULT_TZ)
+        return ingest(paths, tz=tz or DEFAULT_TZ, progress=progress)
     if len(paths) > 1:
         raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
     directory = Path(stores[0])

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.ingest import COUNTS, Dump, Finding
+from limitaudit.ingest import COUNTS, Dump, Finding, Progress
 from limitaudit.match import actions, host_offsets
 from limitaudit.store import load
 from limitaudit.timefmt import iso_utc
@@ -71,10 +71,13 @@ class ScanResult:
 
 
 def scan(
-    inputs: Sequence[str | Path], tz: str | None = None, tolerance_ms: int = 120_000
+    inputs: Sequence[str | Path],
+    tz: str | None = None,
+    tolerance_ms: int = 120_000,
+    progress: Progress | None = None,
 ) -> ScanResult:
     """A dump or a store; `tz` None reads a store in its own zone, a dump in the default."""
-    return summarise(load(inputs, tz), tolerance_ms)
+    return summarise(load(inputs, tz, progress=progress), tolerance_ms)
 
 
 def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
