@@ -466,22 +466,29 @@ def _system_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     return pl.concat([by_trace, by_user])
 
 
-def _data_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
-    """The feed batch behind a decision: its bureau_batch, else the latest batch before it."""
-    quoted = decisions.select("zid", "cts", pl.col("bureau_batch").alias("batch"))
-    batches = ctx.batches
+def quoted_feed(decisions: pl.DataFrame, batches: pl.DataFrame) -> str | None:
+    """The feed whose batches the decisions quote (credit_bureau, in practice): the one a
+    decision without a bureau_batch takes its latest batch from."""
     if batches.height == 0:
-        return quoted.select("zid", "batch")
-    # The feed whose batches decisions quote (credit_bureau, in practice).
-    feed_counts = (
-        batches.join(quoted.select(pl.col("batch").alias("batch_id")).unique(), on="batch_id")
+        return None
+    quoted = decisions.select(pl.col("bureau_batch").alias("batch_id")).unique()
+    counts = (
+        batches.join(quoted, on="batch_id")
         .group_by("feed")
         .len()
         .sort("len", "feed", descending=[True, False])
     )
-    feed = feed_counts["feed"][0] if feed_counts.height else batches["feed"].mode().sort()[0]
+    return str(counts["feed"][0] if counts.height else batches["feed"].mode().sort()[0])
+
+
+def _data_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
+    """The feed batch behind a decision: its bureau_batch, else the latest batch before it."""
+    quoted = decisions.select("zid", "cts", pl.col("bureau_batch").alias("batch"))
+    feed = quoted_feed(decisions, ctx.batches)
+    if feed is None:
+        return quoted.select("zid", "batch")
     series = (
-        batches.filter(pl.col("feed") == feed)
+        ctx.batches.filter(pl.col("feed") == feed)
         .select(pl.col("cts"), pl.col("batch_id").alias("latest"))
         .sort("cts")
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.attribute import Context, explain, model_history, param_history
+from limitaudit.attribute import Context, explain, model_history, param_history, quoted_feed
 from limitaudit.ingest import Dump, Finding
 from limitaudit.match import actions, corrected, host_offsets, ledger_rows, match_rows
 from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
@@ -212,21 +212,6 @@ def _shifted(silences: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _quoted_feed(decisions: pl.DataFrame, batches: pl.DataFrame) -> str | None:
-    """The feed attribute._data_refs takes latest batches from, given all zeroing decisions."""
-    if batches.height == 0:
-        return None
-    quoted = decisions.select(pl.col("bureau_batch").alias("batch_id")).unique()
-    counts = (
-        batches.join(quoted, on="batch_id")
-        .group_by("feed")
-        .len()
-        .sort("len", "feed", descending=[True, False])
-    )
-    feed = counts["feed"][0] if counts.height else batches["feed"].mode().sort()[0]
-    return str(feed)
-
-
 def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> tuple[pl.DataFrame, str | None]:
     decision = dump.tables["decision"].rename({"file_id": "a_file", "line": "a_line"})
     rows = zero.filter(pl.col("act") == "decision").select(
@@ -239,7 +224,7 @@ def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> tuple[pl.DataFra
     decided = zero.join(
         explained.select("zid", "cause", "cause_ref", "rule_id", "rule_notes"), on="zid"
     ).with_columns(pl.col("rule_notes").alias("why"))
-    return decided, _quoted_feed(full, ctx.batches)
+    return decided, quoted_feed(full, ctx.batches)
 
 
 def _manual(zero: pl.DataFrame, dump: Dump) -> pl.DataFrame:
