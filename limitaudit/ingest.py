@@ -108,6 +108,13 @@ class Dump:
     def ledger(self) -> pl.DataFrame:
         return self.tables["ledger"]
 
+    def file_names(self) -> pl.DataFrame:
+        """file_id -> file (the name as the user knows it), to join onto any table."""
+        return pl.DataFrame(
+            {"file_id": range(len(self.files)), "file": [f.source.name for f in self.files]},
+            schema={"file_id": pl.UInt32, "file": pl.String},
+        )
+
     def file_name(self, file_id: int) -> str:
         return self.files[file_id].source.name
 

@@ -134,10 +134,7 @@ def yuan(col: str | pl.Expr) -> pl.Expr:
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     dump.require_readable()
     tol = options.tolerance_ms
-    names = pl.DataFrame(
-        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
-        schema={"file_id": pl.UInt32, "file": pl.String},
-    )
+    names = dump.file_names()
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
     acts = actions(dump).with_row_index("act_id")

@@ -114,10 +114,7 @@ def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
 
 
 def reject_table(dump: Dump) -> pl.DataFrame:
-    names = pl.DataFrame(
-        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
-        schema={"file_id": pl.UInt32, "file": pl.String},
-    )
+    names = dump.file_names()
     return dump.rejects.join(names, on="file_id", how="left").select(
         "file", "line", "reason", "text"
     )

@@ -75,10 +75,7 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
 
 
 def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptions) -> pl.DataFrame:
-    names = pl.DataFrame(
-        {"file_id": range(len(dump.files)), "file": [f.source.name for f in dump.files]},
-        schema={"file_id": pl.UInt32, "file": pl.String},
-    )
+    names = dump.file_names()
     mine = pl.col("user_id") == user_id
     ledger = dump.ledger.filter(mine).sort("changed_at")
     acts = corrected(actions(dump).filter(mine).with_row_index("act_id"), result.offsets)
