@@ -41,6 +41,13 @@ DumpArg = Annotated[
     list[str],
     typer.Argument(help="Dump: directories, files or globs, in any mix.", show_default=False),
 ]
+OptionalDumpArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dump: directories, files or globs. Default: $LIMITAUDIT_DUMP or ./limitaudit.toml.",
+        show_default=False,
+    ),
+]
 TzOpt = Annotated[
     str | None,
     typer.Option(
@@ -124,13 +131,6 @@ BelowOpt = Annotated[
 ToleranceOpt = Annotated[
     float,
     typer.Option("--tolerance", help="Clock tolerance in seconds for matching by time."),
-]
-OptionalDumpArg = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Dump: directories, files or globs. Default: $LIMITAUDIT_DUMP or ./limitaudit.toml.",
-        show_default=False,
-    ),
 ]
 
 
