@@ -12,7 +12,9 @@ id as rec_id, so an answer can name the record behind a zeroing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -31,6 +33,9 @@ from limitaudit.synth.simulate import (
 )
 from limitaudit.synth.timeutil import DAY, HOUR, SEC
 from limitaudit.synth.world import OPERATORS, World
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 ERR_BASE = 1 << 40
 NOTICE_BASE = 2 << 40
@@ -59,6 +64,32 @@ class Records:
             "feed_batch": self.feeds,
             "unknown": self.unknown,
         }
+
+
+def _meta_frame(
+    host: int,
+    items: Sequence[Any],
+    columns: dict[str, tuple[str, PolarsDataType]],
+    rec_base: int,
+) -> pl.DataFrame:
+    """One record per item of the world (a config change, a deploy, a batch) on one host.
+
+    `columns` maps each column to the item's attribute and its type; text columns take
+    the attribute's text (parameter values are numbers in the world, strings in logs).
+    """
+
+    def value(item: Any, attr: str, dtype: PolarsDataType) -> object:
+        v = getattr(item, attr)
+        return str(v) if dtype == pl.String and v is not None else v
+
+    frame = pl.DataFrame(
+        {
+            "host": [host] * len(items),
+            **{c: [value(i, a, t) for i in items] for c, (a, t) in columns.items()},
+        },
+        schema={"host": pl.Int32, **{c: t for c, (_, t) in columns.items()}},
+    )
+    return _common(frame.with_columns(rec_id=pl.int_range(frame.height, dtype=pl.Int64) + rec_base))
 
 
 def _common(df: pl.DataFrame, **flags: pl.Expr | bool) -> pl.DataFrame:
@@ -310,83 +341,46 @@ def build_records(world: World, sim: Sim, *, change_ids: bool, dirt: bool, seed:
     ).with_columns(msg_id=pl.lit(rng.hex(nn, 6)))
 
     # ---- config, models, feeds ----------------------------------------------
-    pcs = world.param_changes
-    params = pl.DataFrame(
+    params = _meta_frame(
+        world.cfg.idx,
+        world.param_changes,
         {
-            "host": [world.cfg.idx] * len(pcs),
-            "t": [c.t for c in pcs],
-            "param": [c.param for c in pcs],
-            "old_value": [str(c.old) for c in pcs],
-            "new_value": [str(c.new) for c in pcs],
-            "param_version": [c.version for c in pcs],
-            "operator": [c.operator for c in pcs],
-            "release_id": [c.release_id for c in pcs],
-            "comment": [c.comment for c in pcs],
+            "t": ("t", pl.Int64),
+            "param": ("param", pl.String),
+            "old_value": ("old", pl.String),
+            "new_value": ("new", pl.String),
+            "param_version": ("version", pl.String),
+            "operator": ("operator", pl.String),
+            "release_id": ("release_id", pl.String),
+            "comment": ("comment", pl.String),
         },
-        schema={
-            "host": pl.Int32,
-            "t": pl.Int64,
-            "param": pl.String,
-            "old_value": pl.String,
-            "new_value": pl.String,
-            "param_version": pl.String,
-            "operator": pl.String,
-            "release_id": pl.String,
-            "comment": pl.String,
-        },
+        META_BASE,
     )
-    params = _common(
-        params.with_columns(rec_id=pl.int_range(params.height, dtype=pl.Int64) + META_BASE)
-    )
-    mds = world.model_deploys
-    models = pl.DataFrame(
+    models = _meta_frame(
+        world.mdl.idx,
+        world.model_deploys,
         {
-            "host": [world.mdl.idx] * len(mds),
-            "t": [d.t for d in mds],
-            "model_version": [d.model_version for d in mds],
-            "previous_version": [d.previous_version for d in mds],
-            "traffic_pct": [d.traffic_pct for d in mds],
-            "release_id": [d.release_id for d in mds],
-            "operator": [d.operator for d in mds],
+            "t": ("t", pl.Int64),
+            "model_version": ("model_version", pl.String),
+            "previous_version": ("previous_version", pl.String),
+            "traffic_pct": ("traffic_pct", pl.Int64),
+            "release_id": ("release_id", pl.String),
+            "operator": ("operator", pl.String),
         },
-        schema={
-            "host": pl.Int32,
-            "t": pl.Int64,
-            "model_version": pl.String,
-            "previous_version": pl.String,
-            "traffic_pct": pl.Int64,
-            "release_id": pl.String,
-            "operator": pl.String,
-        },
+        META_BASE + 100_000,
     )
-    models = _common(
-        models.with_columns(
-            rec_id=pl.int_range(models.height, dtype=pl.Int64) + META_BASE + 100_000
-        )
-    )
-    bs = world.batches
-    feeds = pl.DataFrame(
+    feeds = _meta_frame(
+        world.feed.idx,
+        world.batches,
         {
-            "host": [world.feed.idx] * len(bs),
-            "t": [b.t for b in bs],
-            "feed": [b.feed for b in bs],
-            "batch_id": [b.batch_id for b in bs],
-            "records": [b.records for b in bs],
-            "null_records": [b.null_records for b in bs],
-            "status": [b.status for b in bs],
+            "t": ("t", pl.Int64),
+            "feed": ("feed", pl.String),
+            "batch_id": ("batch_id", pl.String),
+            "records": ("records", pl.Int64),
+            "null_records": ("null_records", pl.Int64),
+            "status": ("status", pl.String),
         },
-        schema={
-            "host": pl.Int32,
-            "t": pl.Int64,
-            "feed": pl.String,
-            "batch_id": pl.String,
-            "records": pl.Int64,
-            "null_records": pl.Int64,
-            "status": pl.String,
-        },
-    )
-    feeds = _common(
-        feeds.with_columns(rec_id=pl.int_range(feeds.height, dtype=pl.Int64) + META_BASE + 200_000)
+        META_BASE + 200_000,
     )
 
     # ---- events nobody asked for: counted and ignored by the tool -----------
