@@ -57,7 +57,6 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
         for name, src in (
             ("restored_at", "changed_at"),
             ("restored_limit", "limit_after"),
-            ("restored_change_id", "change_id"),
             ("restore_user", "user_id"),
         )
     }
@@ -66,10 +65,7 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
         for name, expr in nxt.items()
     ).with_columns(
         # Fill backwards only inside one user: carry the user id along and compare.
-        pl.col("restore_user").backward_fill(),
-        pl.col("restored_at").backward_fill(),
-        pl.col("restored_limit").backward_fill(),
-        pl.col("restored_change_id").backward_fill(),
+        pl.col(list(nxt)).backward_fill(),
     )
     inside = pl.col("restore_user") == pl.col("user_id")
     zero = with_next.filter(
@@ -77,10 +73,7 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
     )
     return (
         zero.with_columns(
-            *(
-                pl.when(inside).then(pl.col(c)).alias(c)
-                for c in ("restored_at", "restored_limit", "restored_change_id")
-            ),
+            *(pl.when(inside).then(pl.col(c)).alias(c) for c in ("restored_at", "restored_limit")),
         )
         .with_columns(
             pl.when(pl.col("restored_at").is_null())
@@ -89,7 +82,10 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
             .then(pl.lit("full"))
             .otherwise(pl.lit("partial"))
             .alias("recovery"),
-            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() / 1000).alias(
+            # Milliseconds times 0.001, not "/ 1000": Polars divides a one-row column
+            # exactly but multiplies longer ones by the reciprocal, so a one-user audit
+            # (trace from a store) would print other last digits than the whole dump's.
+            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() * 0.001).alias(
                 "zero_duration_s"
             ),
         )

@@ -420,13 +420,7 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
             yuan("restored_limit").alias("restored_limit"),
             pl.col("rule_id").fill_null(""),
             evidence.fill_null("").alias("evidence"),
-            # Milliseconds times 0.001 rather than replay's "/ 1000": Polars divides a
-            # one-row column exactly but multiplies longer ones by the reciprocal, so a
-            # one-user audit (trace from a store) would print other last digits than the
-            # whole dump's. This is what the longer columns get, whatever the length.
-            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() * 0.001).alias(
-                "zero_duration_s"
-            ),
+            "zero_duration_s",
             "notified",
             pl.col("matched_by").fill_null(""),
             "change_id",
