@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from limitaudit import __version__
-from limitaudit.commands.audit import CAUSES, FINDING_KINDS, AuditOptions
+from limitaudit.commands.audit import CAUSES, FINDING_KINDS, AuditOptions, decisions_needed
 from limitaudit.commands.audit import audit as run_audit
 from limitaudit.commands.ingest import UNCHANGED, ingest_store
 from limitaudit.commands.scan import scan as scan_dump
@@ -183,7 +183,14 @@ def audit(
         options = _options(below, tolerance)
         _check_tz(tz)
         with line_progress(_stderr()) as advance:
-            result = run_audit(load(resolve_dump(dump), tz, progress=advance), options)
+            loaded = load(
+                resolve_dump(dump),
+                tz,
+                options=options,
+                progress=advance,
+                keep=decisions_needed(options),
+            )
+            result = run_audit(loaded, options)
         if output is not None:
             if fmt == "csv":
                 write_atomic(output, lambda fh: fh.write(audit_csv(result, bom)))
@@ -226,7 +233,13 @@ def trace(
         if not user_id.isdigit():
             raise UsageError(f"{user}: a user_id is a string of digits")
         # From a store, only this user's rows are read (when that gives the same answers).
-        loaded = load(resolve_dump(dump), tz, user_id=user_id, options=options)
+        loaded = load(
+            resolve_dump(dump),
+            tz,
+            user_id=user_id,
+            options=options,
+            keep=decisions_needed(options, user_id),
+        )
         result = run_trace(loaded, user_id, options)
         render_result(result, fmt, sys.stdout, _stdout())
 

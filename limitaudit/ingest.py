@@ -31,7 +31,7 @@ from limitaudit.parse import (
     classify,
     parse_records,
 )
-from limitaudit.schema import EVENTS, LEDGER_FIELDS, LEDGER_SCHEMA, ORIGIN, event_schema
+from limitaudit.schema import EVENTS, LEDGER_FIELDS, LEDGER_SCHEMA, ORIGIN, Time, event_schema
 
 if TYPE_CHECKING:
     from limitaudit.commands.audit import AuditFacts
@@ -45,6 +45,17 @@ KEY_SCHEMA = {**ORIGIN, "h1": pl.UInt64, "h2": pl.UInt64}
 # What a dump keeps of every record line to find repeats: its hashes, and whether its
 # event is unknown (counted as `ignored`).
 KEYS_SCHEMA = {**KEY_SCHEMA, "ignored": pl.Boolean}
+# What a dump keeps of every record of a known event, whatever else it leaves out: when,
+# on which host, which event, and the feed batch a decision quotes. Clock offsets, engine
+# silences and files' time ranges need every record; an audit keeps whole only the
+# decisions it uses (`ingest(keep=...)`), which is what keeps its memory small.
+STAMP_SCHEMA = {
+    **ORIGIN,
+    "ts": Time,
+    "host": pl.Categorical(),
+    "event": pl.Enum(list(EVENTS)),
+    "batch": pl.Categorical(),
+}
 
 
 @dataclass(frozen=True)
@@ -94,17 +105,29 @@ class Dump:
     rejects: pl.DataFrame  # file_id, line, reason, text
     findings: list[Finding]
     tz: str
+    # STAMP_SCHEMA, one row per record (repeats settled); None when not read (a store
+    # read whose audit facts are kept needs none).
+    stamps: pl.DataFrame | None
     # The hashes of every record line (KEYS_SCHEMA) and the ledger's repeated rows: what a
     # store keeps so that files ingested later are deduplicated against these. Only kept
     # when asked (settle(keep=True)): the hashes take some 20 bytes a record.
     keys: pl.DataFrame | None = None
     ledger_repeats: pl.DataFrame | None = None
     scope: Scope | None = None
+    # Audit facts already known for the whole dump (a store keeps those of one set of
+    # options); an audit with those options takes them instead of the stamps.
+    facts: AuditFacts | None = None
 
     def require_readable(self) -> None:
         """A dump in which no file is a log or a ledger cannot be read at all."""
         if not any(f.source.kind not in ("other", "empty") for f in self.files):
             raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+
+    def stamped(self) -> pl.DataFrame:
+        """The stamps with host, event and batch as plain strings, to join with the tables."""
+        if self.stamps is None:
+            raise ValueError("this dump was read without its record stamps")
+        return self.stamps.with_columns(pl.col("host", "event", "batch").cast(pl.String))
 
     @property
     def ledger(self) -> pl.DataFrame:
@@ -122,17 +145,24 @@ class Dump:
 
 
 Progress = Callable[[int], None]
-# Two files in flight per core keeps both busy while one waits on Python-side work.
-READ_THREADS = max(2, 2 * (os.cpu_count() or 1))
+# A file in flight per core: more keep no core busier (measured on 2 cores) and each
+# holds a block's worth of intermediate frames.
+READ_THREADS = max(2, os.cpu_count() or 1)
 
 
 def ingest(
-    inputs: Iterable[str | Path], tz: str = DEFAULT_TZ, progress: Progress | None = None
+    inputs: Iterable[str | Path],
+    tz: str = DEFAULT_TZ,
+    progress: Progress | None = None,
+    keep: pl.Expr | None = None,
 ) -> Dump:
+    """Read a dump. `keep` filters the decision table (all kept when None): decisions are
+    most of a dump, and most of them change nothing. Every record is still checked,
+    counted and stamped."""
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")
-    return settle(read_files(sources, tz, progress))
+    return settle(read_files(sources, tz, progress, keep))
 
 
 @dataclass
@@ -142,6 +172,7 @@ class RawDump:
     tables: dict[str, pl.DataFrame]  # event tables, repeats included, stack traces attached
     ledger: pl.DataFrame  # every ledger row, repeats included
     keys: pl.DataFrame  # KEYS_SCHEMA, for every record line of a known or unknown event
+    stamps: pl.DataFrame  # STAMP_SCHEMA, for every record line of a known event
     files: list[FileReport]  # counts before duplicates; host as the header or name gives it
     rejects: pl.DataFrame  # REJECT_SCHEMA
     findings: list[Finding]  # each file's, in file order
@@ -149,7 +180,10 @@ class RawDump:
 
 
 def read_files(
-    sources: list[SourceFile], tz: str = DEFAULT_TZ, progress: Progress | None = None
+    sources: list[SourceFile],
+    tz: str = DEFAULT_TZ,
+    progress: Progress | None = None,
+    keep: pl.Expr | None = None,
 ) -> RawDump:
     """Read files as file_id 0, 1, ... in the order given; `settle` makes the Dump.
 
@@ -159,13 +193,13 @@ def read_files(
     """
 
     def read_one(item: tuple[int, SourceFile]) -> _Reader:
-        reader = _Reader(tz, progress)
+        reader = _Reader(tz, progress, keep)
         reader.read(*item)
         return reader
 
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         readers = list(pool.map(read_one, enumerate(sources)))
-    merged = _Reader(tz, progress)
+    merged = _Reader(tz, progress, keep)
     for reader in readers:
         merged.absorb(reader)
     return merged.raw()
@@ -184,6 +218,7 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     tables = {
         event: table.join(dups, on=list(ORIGIN), how="anti") for event, table in raw.tables.items()
     }
+    stamps = raw.stamps.join(dups, on=list(ORIGIN), how="anti")
     tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger, files, findings)
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
@@ -196,27 +231,30 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     ignored = raw.keys.filter("ignored").join(dups, on=list(ORIGIN), how="anti")
     for file_id, n in ignored.group_by("file_id").len().iter_rows():
         files[file_id].counts["ignored"] = n
-    _time_ranges(tables, files)
+    _time_ranges(stamps, tables["ledger"], files)
     return Dump(
         tables,
         files,
         raw.rejects.sort("file_id", "line"),
         findings,
         raw.tz,
+        stamps,
         keys=raw.keys if keep else None,
         ledger_repeats=ledger_dups if keep else None,
     )
 
 
 class _Reader:
-    def __init__(self, tz: str, progress: Progress | None) -> None:
+    def __init__(self, tz: str, progress: Progress | None, keep: pl.Expr | None) -> None:
         self.tz = tz
         self.progress = progress
+        self.keep = keep
         self.files: list[FileReport] = []
         self.findings: list[Finding] = []
         self.events: dict[str, list[pl.DataFrame]] = {e: [] for e in EVENTS}
         self.ledger: list[pl.DataFrame] = []
         self.keys: list[pl.DataFrame] = []
+        self.stamps: list[pl.DataFrame] = []
         self.rejects: list[pl.DataFrame] = []
         self.stacks: list[pl.DataFrame] = []
 
@@ -302,8 +340,10 @@ class _Reader:
         )
         lines = _overrule(lines, orphans)
         self.stacks.append(
-            lines.filter(pl.col("cls") == CONTINUATION).select(
-                pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+            _compact(
+                lines.filter(pl.col("cls") == CONTINUATION).select(
+                    pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+                )
             )
         )
         last = lines.filter("candidate").tail(1)
@@ -335,7 +375,10 @@ class _Reader:
                 continue
             table, bad = type_event(part, event)
             rejects.append(bad.select("line", "reason"))
-            self.events[event].append(table)
+            self.stamps.append(_stamps(table, event))
+            if event == "decision" and self.keep is not None:
+                table = table.filter(self.keep)
+            self.events[event].append(_compact(table))
             self.keys.append(
                 part.join(bad, on="line", how="anti").select(
                     *KEY_SCHEMA, pl.lit(False).alias("ignored")
@@ -354,7 +397,7 @@ class _Reader:
             if name not in rows.columns:
                 rows = rows.with_columns(pl.lit(None, pl.String).alias(name))
         table, bad = type_ledger(rows)
-        self.ledger.append(table)
+        self.ledger.append(_compact(table))
         return header, _overrule(lines, bad.select("line", "reason"))
 
     def _read_parquet(self, file_id: int, report: FileReport) -> None:
@@ -409,8 +452,10 @@ class _Reader:
         for cls in (BLANK, META, CONTINUATION):
             report.counts[_COUNT_OF[cls]] += counts.get(cls, 0)
         self.rejects.append(
-            lines.filter(pl.col("cls") == REJECTED).select(
-                pl.lit(file_id, pl.UInt32).alias("file_id"), "line", "reason", "text"
+            _compact(
+                lines.filter(pl.col("cls") == REJECTED).select(
+                    pl.lit(file_id, pl.UInt32).alias("file_id"), "line", "reason", "text"
+                )
             )
         )
 
@@ -422,6 +467,7 @@ class _Reader:
             self.events[event] += parts
         self.ledger += other.ledger
         self.keys += other.keys
+        self.stamps += other.stamps
         self.rejects += other.rejects
         self.stacks += other.stacks
 
@@ -434,7 +480,8 @@ class _Reader:
         tables["engine_error"] = self._attach_stacks(tables["engine_error"])
         ledger = pl.concat(self.ledger) if self.ledger else pl.DataFrame(schema=LEDGER_SCHEMA)
         rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        return RawDump(tables, ledger, keys, self.files, rejects, self.findings, self.tz)
+        stamps = pl.concat(self.stamps) if self.stamps else pl.DataFrame(schema=STAMP_SCHEMA)
+        return RawDump(tables, ledger, keys, stamps, self.files, rejects, self.findings, self.tz)
 
     def _attach_stacks(self, errors: pl.DataFrame) -> pl.DataFrame:
         if not self.stacks:
@@ -481,14 +528,33 @@ def _dedup_ledger(
     return kept, dups
 
 
-def _time_ranges(tables: dict[str, pl.DataFrame], files: list[FileReport]) -> None:
+def _compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that owns its strings and nothing more.
+
+    Polars' strings are views into shared buffers: a few rows filtered out of a block
+    keep the whole block's text alive, and a reader keeping a few rows of every block
+    would hold the whole dump. The Arrow round trip copies only the strings in use.
+    """
+    copy = pl.from_arrow(frame.to_arrow())
+    assert isinstance(copy, pl.DataFrame)
+    return copy
+
+
+def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
+    batch = pl.col("bureau_batch") if event == "decision" else pl.lit(None, pl.String)
+    return table.select(
+        *ORIGIN, "ts", "host", pl.lit(event).alias("event"), batch.alias("batch")
+    ).cast(STAMP_SCHEMA)  # type: ignore[arg-type]
+
+
+def _time_ranges(stamps: pl.DataFrame, ledger: pl.DataFrame, files: list[FileReport]) -> None:
     """Each file's time range and, where its records agree on one, their host."""
-    stamped = [t.select("file_id", "ts", "host") for e, t in tables.items() if e != "ledger"]
-    stamped.append(
-        tables["ledger"].select(
+    stamped = [
+        stamps.select("file_id", "ts", pl.col("host").cast(pl.String)),
+        ledger.select(
             "file_id", pl.col("changed_at").alias("ts"), pl.lit(None, pl.String).alias("host")
-        )
-    )
+        ),
+    ]
     ranges = (
         pl.concat(stamped)
         .group_by("file_id")

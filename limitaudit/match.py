@@ -13,6 +13,8 @@ from limitaudit.ingest import Dump
 
 # A ledger row is written 0-5 s after the decision behind it (contract section 2).
 LEDGER_LAG_MS = 2_500
+# A record that changed a limit: what ties hosts' clocks to the ledger.
+CHANGES = pl.col("limit_before") != pl.col("limit_after")
 
 
 def actions(dump: Dump) -> pl.DataFrame:
@@ -124,9 +126,7 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
     Records with a change_id are tied by it; the rest by a first pass on uncorrected
     times, which the tolerance (wider than any skew the contract allows) makes safe.
     """
-    changes = acts.filter(pl.col("limit_before") != pl.col("limit_after")).with_columns(
-        pl.col("ts").alias("cts")
-    )
+    changes = acts.filter(CHANGES).with_columns(pl.col("ts").alias("cts"))
     rows = ledger_rows(ledger)
     pairs = match_rows(rows, changes, tolerance_ms)
     tied = pairs.join(rows.select("row_id", "changed_at"), on="row_id").join(
@@ -136,7 +136,7 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
 
 
 def quote_offsets(
-    decisions: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
+    stamps: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
 ) -> pl.DataFrame:
     """Offsets of feed hosts, from decisions that quote their batches (contract section 2).
 
@@ -146,8 +146,9 @@ def quote_offsets(
     batch soon after it lands; a bound beyond the clock tolerance says nothing the
     contract does not, and is dropped. Hosts with a ledger-based offset keep it.
     """
+    quotes = stamps.filter((pl.col("event") == "decision") & pl.col("batch").is_not_null())
     firsts = (
-        corrected(decisions.filter(pl.col("bureau_batch").is_not_null()), known)
+        corrected(quotes.rename({"batch": "bureau_batch"}), known)
         .group_by("bureau_batch")
         .agg(pl.col("cts").min().alias("first_quote"), pl.len().alias("quotes"))
     )
@@ -167,6 +168,4 @@ def quote_offsets(
 def host_offsets(dump: Dump, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
     """Every clock offset the dump lets us estimate: host, offset_ms, evidence."""
     by_ledger = estimate_offsets(dump.ledger, acts, tolerance_ms)
-    return quote_offsets(
-        dump.tables["decision"], dump.tables["feed_batch"], by_ledger, tolerance_ms
-    )
+    return quote_offsets(dump.stamped(), dump.tables["feed_batch"], by_ledger, tolerance_ms)

@@ -15,6 +15,8 @@ Layout of a store directory:
       ledger_repeats.parquet ledger rows that repeat a change_id
       keys.parquet           the hashes of every record line (file_id, line, h1, h2,
                              ignored): later files are deduplicated against them
+      stamps.parquet         time, host, event and quoted feed batch of every record
+                             (clock offsets and silences need them all)
       rejects.parquet        every rejected line with its reason
       offsets.parquet        audit facts for one-user reads (see AuditFacts)
       silences.parquet
@@ -80,7 +82,7 @@ __all__ = [
     "write_store",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stamps.parquet
 BUCKETS = 16
 # Small row groups: a one-user read decodes only the groups whose user_id range holds it.
 ROW_GROUP_ROWS = 8192
@@ -195,7 +197,7 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
 
     `hashes` gives the sha256 of files already known by name; the others are read.
     """
-    if dump.keys is None or dump.ledger_repeats is None:
+    if dump.keys is None or dump.ledger_repeats is None or dump.stamps is None:
         raise ValueError("write_store needs a Dump settled with keep=True: it keeps line hashes")
     directory = Path(directory)
     if is_store(directory):
@@ -217,6 +219,7 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
         _write(dump.tables[name], tmp / f"{name}.parquet")
     _write(dump.ledger_repeats, tmp / "ledger_repeats.parquet")
     _write(dump.keys, tmp / "keys.parquet")
+    _write(dump.stamps, tmp / "stamps.parquet")
     _write(dump.rejects, tmp / "rejects.parquet")
     facts = _facts(dump)
     if facts is not None:
@@ -343,25 +346,42 @@ def _fsync_path(path: Path) -> None:
 # -- reading --------------------------------------------------------------------------
 
 
-def open_store(directory: str | Path, user_id: str | None = None, *, keys: bool = False) -> Dump:
+def open_store(
+    directory: str | Path,
+    user_id: str | None = None,
+    *,
+    keys: bool = False,
+    keep: pl.Expr | None = None,
+    options: AuditOptions | None = None,
+) -> Dump:
     """The Dump the store was made from: the same tables, files, rejects and findings.
 
     With `user_id`, only that user's rows of the per-user tables are read (from its
     bucket), of engine_error the user's and its decisions' traces', the other tables
     whole, and no rejects: what `trace` needs (see Scope). With `keys`,
     also the line hashes and the ledger's repeated rows: what adding files needs.
+    `keep` filters the decisions as ingest's does. With audit `options` that the
+    store's kept audit facts were made with, the Dump carries those facts instead of
+    the record stamps they are made from.
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
     try:
-        return _open(directory, manifest, user_id, keys)
+        return _open(directory, manifest, user_id, keys, keep, options)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise StoreError(
             f"{directory}: the store is damaged ({exc}); ingest the dump again with --replace"
         ) from None
 
 
-def _open(directory: Path, manifest: Mapping[str, Any], user_id: str | None, keys: bool) -> Dump:
+def _open(
+    directory: Path,
+    manifest: Mapping[str, Any],
+    user_id: str | None,
+    keys: bool,
+    keep: pl.Expr | None,
+    options: AuditOptions | None,
+) -> Dump:
     data = directory / manifest["generation"]
     files = manifest_files(manifest)
     findings = [Finding(f["kind"], f["file"], f["message"]) for f in manifest["findings"]]
@@ -370,7 +390,10 @@ def _open(directory: Path, manifest: Mapping[str, Any], user_id: str | None, key
     for name in PER_USER:
         if user_id is None:
             paths = [data / name / f"b{b:02d}.parquet" for b in range(buckets)]
-            tables[name] = pl.read_parquet(paths)
+            scan = pl.scan_parquet(paths)
+            if name == "decision" and keep is not None:
+                scan = scan.filter(keep)
+            tables[name] = scan.collect()
         else:
             path = data / name / f"b{bucket_of(user_id, buckets):02d}.parquet"
             tables[name] = pl.scan_parquet(path).filter(pl.col("user_id") == user_id).collect()
@@ -397,7 +420,13 @@ def _open(directory: Path, manifest: Mapping[str, Any], user_id: str | None, key
         if user_id is not None
         else pl.read_parquet(data / "rejects.parquet")
     )
-    dump = Dump(tables, files, rejects, findings, manifest["time_zone"])
+    facts = None
+    if user_id is None and options is not None and one_user_reads(manifest, options, whole=True):
+        facts = _read_facts(data, manifest)
+    stamps = None
+    if user_id is None and (facts is None or keys):
+        stamps = pl.read_parquet(data / "stamps.parquet")
+    dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
     if keys:
         dump.keys = pl.read_parquet(data / "keys.parquet")
         dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
@@ -422,12 +451,17 @@ def _user_ids(data: Path) -> pl.Series:
     return pl.read_parquet(data / "users.parquet")["user_id"]
 
 
-def one_user_reads(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
-    """Whether a one-user read audits that user as the whole store would, with `options`."""
+def one_user_reads(
+    manifest: Mapping[str, Any], options: AuditOptions, *, whole: bool = False
+) -> bool:
+    """Whether a one-user read audits that user as the whole store would, with `options`.
+
+    With `whole`: whether the kept audit facts serve an audit of the whole store.
+    """
     facts = manifest.get("facts")
     return bool(
         facts
-        and facts["one_user_reads"]
+        and (whole or facts["one_user_reads"])
         and facts["tolerance_s"] == options.tolerance_s
         and facts["below_yuan"] == options.below_yuan
     )
@@ -439,16 +473,17 @@ def load(
     user_id: str | None = None,
     options: AuditOptions | None = None,
     progress: Progress | None = None,
+    keep: pl.Expr | None = None,
 ) -> Dump:
     """A dump from the command line: a store (named alone) or files, directories and globs.
 
     `tz` is the zone for log times without an offset; a store keeps the one it was made
     with. With `user_id` (and the audit `options`), a store reads only that user's rows
-    when that gives the same answers.
+    when that gives the same answers. `keep` says which decisions to keep (see ingest).
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:
-        return ingest(paths, tz=tz or DEFAULT_TZ, progress=progress)
+        return ingest(paths, tz=tz or DEFAULT_TZ, progress=progress, keep=keep)
     if len(paths) > 1:
         raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
     directory = Path(stores[0])
@@ -460,7 +495,7 @@ def load(
         )
     if user_id is not None and one_user_reads(manifest, options or AuditOptions()):
         return open_store(directory, user_id)
-    return open_store(directory)
+    return open_store(directory, keep=keep, options=options)
 
 
 # -- adding files ---------------------------------------------------------------------
@@ -491,6 +526,7 @@ def merge(old: Dump, new: RawDump) -> Dump:
         tables={e: both(before.tables[e], new.tables[e]).sort(list(ORIGIN)) for e in EVENTS},
         ledger=both(before.ledger, new.ledger),
         keys=both(before.keys, new.keys),
+        stamps=both(before.stamps, new.stamps).sort(list(ORIGIN)),
         files=files,
         rejects=both(before.rejects, new.rejects),
         # Each file's own findings (it was empty, cut off, ...) in file order, as one
@@ -508,7 +544,7 @@ def _unsettled(dump: Dump) -> RawDump:
     added (the copy before it stays before it), and their line hashes are all kept.
     The ledger's repeats come back, to be weighed again against new rows.
     """
-    assert dump.keys is not None and dump.ledger_repeats is not None
+    assert dump.keys is not None and dump.ledger_repeats is not None and dump.stamps is not None
     files = [
         replace(
             f,
@@ -528,6 +564,7 @@ def _unsettled(dump: Dump) -> RawDump:
         tables={e: dump.tables[e] for e in EVENTS},
         ledger=pl.concat([dump.ledger, dump.ledger_repeats]),
         keys=dump.keys,
+        stamps=dump.stamps,
         files=files,
         rejects=dump.rejects,
         findings=[f for f in dump.findings if f.kind != "ledger_conflict"],

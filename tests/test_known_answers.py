@@ -17,10 +17,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 import zstandard
+from polars.testing import assert_frame_equal
 
-from limitaudit.commands.audit import AuditOptions, audit
+from limitaudit.commands.audit import AuditOptions, audit, decisions_needed
 from limitaudit.commands.scan import summarise
 from limitaudit.ingest import ingest
+from limitaudit.match import CHANGES
 from limitaudit.synth import SynthOptions, generate
 
 REJECTED_KINDS = {
@@ -140,3 +142,21 @@ def test_audit_agrees_with_the_answers(world: tuple[Path, Path, int]) -> None:
     ).height
     assert cause_ok / want.height >= 0.995, f"seed {seed}: {cause_ok}/{want.height}"
     assert recovery_ok / want.height >= 0.999, f"seed {seed}: {recovery_ok}/{want.height}"
+
+
+@pytest.mark.parametrize("below", [0.0, 500.0])
+def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below: float) -> None:
+    """What `audit` reads (only the decisions it uses, ingest's keep) changes no answer."""
+    dump_dir, _, seed = world
+    options = AuditOptions(below_yuan=below)
+    whole = ingest([dump_dir])
+    lean = ingest([dump_dir], keep=decisions_needed(options))
+    assert lean.tables["decision"].height < whole.tables["decision"].height
+    assert_frame_equal(whole.stamps, lean.stamps)
+    known = sum(f.counts["records"] - f.counts["ignored"] for f in whole.files)
+    assert whole.stamps.height == known - whole.ledger.height, f"seed {seed}"
+    want, got = audit(whole, options), audit(lean, options)
+    assert_frame_equal(got.zeroings, want.zeroings)
+    assert got.findings == want.findings
+    assert_frame_equal(got.offsets, want.offsets)
+    assert summarise(whole).to_data() == summarise(ingest([dump_dir], keep=CHANGES)).to_data()

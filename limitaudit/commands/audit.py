@@ -9,7 +9,14 @@ import polars as pl
 
 from limitaudit.attribute import Context, explain, model_history, param_history, quoted_feed
 from limitaudit.ingest import Dump, Finding
-from limitaudit.match import actions, corrected, host_offsets, ledger_rows, match_rows
+from limitaudit.match import (
+    CHANGES,
+    actions,
+    corrected,
+    host_offsets,
+    ledger_rows,
+    match_rows,
+)
 from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
 from limitaudit.timefmt import iso_expr
 
@@ -131,15 +138,26 @@ def yuan(col: str | pl.Expr) -> pl.Expr:
     )
 
 
+def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Expr:
+    """The decisions an audit reads (see ingest's `keep`): those that change a limit
+    (clock offsets, ledger gaps) or set it at or below the zeroing threshold (what can
+    explain a zeroing); for a trace, every one of its user's too."""
+    needed = CHANGES | (pl.col("limit_after") <= options.below_fen)
+    return needed if user_id is None else needed | (pl.col("user_id") == user_id)
+
+
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     dump.require_readable()
     tol = options.tolerance_ms
     names = dump.file_names()
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
-    acts = actions(dump).with_row_index("act_id")
+    # What a read may have left out (ingest's keep) is left out here too, whatever was read:
+    # a trace, which reads all of its user's decisions, then audits as the whole dump does.
+    acts = actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
     # A one-user read of a store holds too little to estimate what needs every user.
-    known = dump.scope.facts if dump.scope else None
+    known = dump.scope.facts if dump.scope else dump.facts
+    known = known if known is not None and known.options == options else None
     offsets = known.offsets if known else host_offsets(dump, acts, tol)
     acts = corrected(acts, offsets)
     zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
@@ -321,10 +339,9 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     rhythm (SILENCE_FACTOR times its median gap), so a quiet host in a small dump is
     not taken for a dead one.
     """
-    engines = dump.tables["decision"].select("host").unique()
-    stamps = pl.concat(
-        [t.select("host", "ts") for name, t in dump.tables.items() if name != "ledger"]
-    ).join(engines, on="host", how="semi")
+    every = dump.stamped().select("host", "ts", "event")
+    engines = every.filter(pl.col("event") == "decision").select("host").unique()
+    stamps = every.join(engines, on="host", how="semi").drop("event")
     if stamps.height == 0:
         return pl.DataFrame(
             schema={
@@ -433,7 +450,7 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
 
 def ledger_gaps(ledger: pl.DataFrame, acts: pl.DataFrame, tol: int) -> pl.DataFrame:
     """Records that changed a limit but whose ledger row never arrived."""
-    changes = acts.filter(pl.col("limit_before") != pl.col("limit_after"))
+    changes = acts.filter(CHANGES)
     matched = match_rows(ledger_rows(ledger), changes, tol)
     unmatched = changes.join(matched.select("act_id"), on="act_id", how="anti")
     # A change_id the ledger does not hold is a gap for sure; without one, no row in time.

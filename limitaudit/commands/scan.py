@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from limitaudit.ingest import COUNTS, Dump, Finding, Progress
-from limitaudit.match import actions, host_offsets
+from limitaudit.match import CHANGES, actions, host_offsets
 from limitaudit.store import load
 from limitaudit.timefmt import iso_utc
 
@@ -77,7 +77,8 @@ def scan(
     progress: Progress | None = None,
 ) -> ScanResult:
     """A dump or a store; `tz` None reads a store in its own zone, a dump in the default."""
-    return summarise(load(inputs, tz, progress=progress), tolerance_ms)
+    # The clock offsets are all a scan reads of the decisions: only changes tie them.
+    return summarise(load(inputs, tz, progress=progress, keep=CHANGES), tolerance_ms)
 
 
 def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
