@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
 import limitaudit.ingest as ingest_module
+from limitaudit.cli import app
 from limitaudit.ingest import ingest
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs"
@@ -23,3 +25,18 @@ def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert_frame_equal(parallel.rejects, serial.rejects)
     assert parallel.findings == serial.findings
     assert [f.counts for f in parallel.files] == [f.counts for f in serial.files]
+    assert parallel.stamps is not None and serial.stamps is not None
+    assert_frame_equal(parallel.stamps, serial.stamps)
+
+
+def test_audit_is_identical_between_runs_and_on_a_store(tmp_path: Path) -> None:
+    """Byte for byte, whatever order the threads finish in: what a CI job diffs."""
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    assert runner.invoke(app, ["ingest", str(SAMPLE), "--store", store]).exit_code == 0
+    outputs = {
+        runner.invoke(app, ["audit", where, "--format", "csv", "--fail-on", "none"]).stdout
+        for where in (str(SAMPLE), str(SAMPLE), store, store)
+    }
+    assert len(outputs) == 1
+    assert outputs.pop().count("\n") > 1
