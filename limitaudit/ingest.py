@@ -145,6 +145,11 @@ class Dump:
 
 
 Progress = Callable[[int], None]
+# Takes every decision a reader typed (before `keep`), a file's worth at a time, from
+# any reader thread: how a store is built without holding the dump's decisions.
+Spill = Callable[[pl.DataFrame], None]
+# A reader hands its decisions to the spill at the end of each file, or sooner past this.
+SPILL_ROWS = 200_000
 # A file in flight per core: more keep no core busier (measured on 2 cores) and each
 # holds a block's worth of intermediate frames.
 READ_THREADS = max(2, os.cpu_count() or 1)
@@ -184,6 +189,7 @@ def read_files(
     tz: str = DEFAULT_TZ,
     progress: Progress | None = None,
     keep: pl.Expr | None = None,
+    spill: Spill | None = None,
 ) -> RawDump:
     """Read files as file_id 0, 1, ... in the order given; `settle` makes the Dump.
 
@@ -193,13 +199,13 @@ def read_files(
     """
 
     def read_one(item: tuple[int, SourceFile]) -> _Reader:
-        reader = _Reader(tz, progress, keep)
+        reader = _Reader(tz, progress, keep, spill)
         reader.read(*item)
         return reader
 
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         readers = list(pool.map(read_one, enumerate(sources)))
-    merged = _Reader(tz, progress, keep)
+    merged = _Reader(tz, progress, keep, spill)
     for reader in readers:
         merged.absorb(reader)
     return merged.raw()
@@ -214,9 +220,9 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     """
     files = [replace(f, counts=dict(f.counts)) for f in raw.files]
     findings = list(raw.findings)
-    dups = _repeats(raw.keys)
-    tables = {event: _without(table, dups) for event, table in raw.tables.items()}
-    stamps = _without(raw.stamps, dups)
+    dups = repeats(raw.keys)
+    tables = {event: without(table, dups) for event, table in raw.tables.items()}
+    stamps = without(raw.stamps, dups)
     tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger, files, findings)
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
@@ -243,10 +249,14 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
 
 
 class _Reader:
-    def __init__(self, tz: str, progress: Progress | None, keep: pl.Expr | None) -> None:
+    def __init__(
+        self, tz: str, progress: Progress | None, keep: pl.Expr | None, spill: Spill | None
+    ) -> None:
         self.tz = tz
         self.progress = progress
         self.keep = keep
+        self.spill = spill
+        self.spilling: list[pl.DataFrame] = []
         self.files: list[FileReport] = []
         self.findings: list[Finding] = []
         self.events: dict[str, list[pl.DataFrame]] = {e: [] for e in EVENTS}
@@ -269,6 +279,12 @@ class _Reader:
             self._read_parquet(file_id, report)
         else:
             self._read_lines(file_id, report)
+        self._flush_spill()
+
+    def _flush_spill(self) -> None:
+        if self.spill is not None and self.spilling:
+            self.spill(pl.concat(self.spilling))
+            self.spilling = []
 
     # -- text files -------------------------------------------------------------------
 
@@ -374,6 +390,10 @@ class _Reader:
             table, bad = type_event(part, event)
             rejects.append(bad.select("line", "reason"))
             self.stamps.append(_stamps(table, event))
+            if event == "decision" and self.spill is not None:
+                self.spilling.append(table)
+                if sum(t.height for t in self.spilling) >= SPILL_ROWS:
+                    self._flush_spill()
             if event == "decision" and self.keep is not None:
                 table = table.filter(self.keep)
             self.events[event].append(_compact(table))
@@ -598,7 +618,7 @@ def _pre_reason(outcome: ReadOutcome) -> pl.Expr:
     )
 
 
-def _repeats(keys: pl.DataFrame) -> pl.DataFrame:
+def repeats(keys: pl.DataFrame) -> pl.DataFrame:
     """Exact repeats of a record line anywhere in the dump; the first one stays.
 
     Nearly every line is unique: only those whose first hash repeats are sorted and
@@ -612,7 +632,7 @@ def _origin_key() -> pl.Expr:
     return pl.col("file_id").cast(pl.UInt64) * (1 << 32) + pl.col("line")
 
 
-def _without(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+def without(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     """`frame` without the rows at `rows`' (file_id, line): a filter, cheaper than an
     anti-join here (the rows are few, the frame large)."""
     if rows.height == 0:

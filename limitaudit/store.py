@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -63,7 +64,9 @@ from limitaudit.ingest import (
     RawDump,
     Scope,
     ingest,
+    repeats,
     settle,
+    without,
 )
 from limitaudit.match import actions
 from limitaudit.schema import EVENTS, ORIGIN
@@ -71,6 +74,7 @@ from limitaudit.timefmt import iso_utc
 
 __all__ = [
     "FORMAT_VERSION",
+    "DecisionSpill",
     "StoreError",
     "is_store",
     "load",
@@ -192,10 +196,47 @@ def _time_value(text: str | None) -> datetime | None:
 # -- writing --------------------------------------------------------------------------
 
 
-def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | None = None) -> None:
+class DecisionSpill:
+    """Decisions put aside per bucket as they are read (ingest's `spill`), so that
+    building a store never holds the dump's decisions: they are settled and sorted one
+    bucket at a time when the store is written. Called from several reader threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._parts = 0
+        for b in range(BUCKETS):
+            (folder / f"b{b:02d}").mkdir(parents=True)
+
+    def __call__(self, table: pl.DataFrame) -> None:
+        with self._lock:
+            part, self._parts = self._parts, self._parts + 1
+        by_bucket = table.with_columns(_bucket_expr(BUCKETS).alias("_bucket")).partition_by(
+            "_bucket", as_dict=True, include_key=False
+        )
+        for (b,), rows in by_bucket.items():
+            # lz4: read back once, soon; speed matters more than size here.
+            path = self.folder / f"b{b:02d}" / f"p{part:06d}.parquet"
+            rows.write_parquet(path, compression="lz4")
+
+    def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
+        """One bucket's decisions, repeats left out, in ingest's (file_id, line) order."""
+        paths = sorted((self.folder / f"b{b:02d}").glob("*.parquet"))
+        rows = pl.read_parquet(paths) if paths else empty
+        return without(rows, dups).sort(list(ORIGIN))
+
+
+def write_store(
+    dump: Dump,
+    directory: str | Path,
+    hashes: Mapping[str, str] | None = None,
+    spill: DecisionSpill | None = None,
+) -> dict[str, int]:
     """Write `dump` (as ingest or `merge` made it) as the store's new generation.
 
     `hashes` gives the sha256 of files already known by name; the others are read.
+    With `spill`, the decisions are the spilled ones (the Dump's are what audit keeps).
+    Returns the rows of each table in the store.
     """
     if dump.keys is None or dump.ledger_repeats is None or dump.stamps is None:
         raise ValueError("write_store needs a Dump settled with keep=True: it keeps line hashes")
@@ -213,8 +254,16 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
     tmp = directory / f".{generation}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    sizes = {name: t.height for name, t in dump.tables.items()}
+    users = [dump.tables[t].select("user_id") for t in ("ledger", "manual_action")]
     for name, time in PER_USER.items():
+        if name == "decision" and spill is not None:
+            sizes[name], ids = _write_spilled(spill, dump, tmp / name, time)
+            users.append(ids)
+            continue
         _write_buckets(dump.tables[name], tmp / name, time)
+        if name == "decision":
+            users.append(dump.tables[name].select("user_id").unique())
     for name in [*GLOBAL, "engine_error"]:
         _write(dump.tables[name], tmp / f"{name}.parquet")
     _write(dump.ledger_repeats, tmp / "ledger_repeats.parquet")
@@ -225,10 +274,7 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
     if facts is not None:
         _write(facts.offsets, tmp / "offsets.parquet")
         _write(facts.silences, tmp / "silences.parquet")
-    users = pl.concat(
-        [dump.tables[t].select("user_id") for t in ("ledger", "decision", "manual_action")]
-    )
-    _write(users.unique().sort("user_id"), tmp / "users.parquet")
+    _write(pl.concat(users).unique().sort("user_id"), tmp / "users.parquet")
     _fsync_tree(tmp)
     os.rename(tmp, directory / generation)
     _fsync_dir(directory)
@@ -247,7 +293,7 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
         "buckets": BUCKETS,
         "bucket_key": f"int(last {_BUCKET_DIGITS} digits of user_id) % buckets, "
         "0 for an id whose last digits are not ASCII",
-        "tables": {name: t.height for name, t in dump.tables.items()},
+        "tables": sizes,
         "facts": None if facts is None else _facts_entry(facts, dump),
         "files": [
             _file_entry(f, known.get(f.source.name) or sha256_of(f.source.path)) for f in dump.files
@@ -257,6 +303,24 @@ def write_store(dump: Dump, directory: str | Path, hashes: Mapping[str, str] | N
     _replace_file(directory / STORE_MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
     _fsync_dir(directory)
     _remove_other_generations(directory, generation)
+    return sizes
+
+
+def _write_spilled(
+    spill: DecisionSpill, dump: Dump, folder: Path, time: str
+) -> tuple[int, pl.DataFrame]:
+    """The spilled decisions as bucket files, one bucket in memory at a time."""
+    assert dump.keys is not None
+    folder.mkdir()
+    dups = repeats(dump.keys)
+    empty = dump.tables["decision"].clear()
+    rows, users = 0, []
+    for b in range(BUCKETS):
+        table = spill.bucket(b, empty, dups)
+        _write(table.sort("user_id", time, *ORIGIN), folder / f"b{b:02d}.parquet")
+        rows += table.height
+        users.append(table.select("user_id").unique())
+    return rows, pl.concat(users)
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:

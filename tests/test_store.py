@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 import limitaudit.commands.trace as trace_module
+import limitaudit.ingest as ingest_module
 import limitaudit.store as store_module
 from limitaudit.cli import app
 from limitaudit.commands.audit import AuditOptions, audit
@@ -127,6 +128,24 @@ def test_store_reads_back_the_dump_ingest_made(synth: Path, store: Path, whole: 
 
 def json_text(data: object) -> str:
     return dumps_json(data) + "\n"
+
+
+def test_a_built_store_spills_decisions_and_holds_the_whole_dump(
+    synth: Path, store: Path, whole: Dump, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ingest` puts decisions aside as it reads (a few hundred rows at a time here) and
+    writes them bucket by bucket: the store holds what writing the whole Dump gives."""
+    monkeypatch.setattr(ingest_module, "SPILL_ROWS", 300)
+    built = tmp_path / "built"
+    result = ingest_store([synth], built)
+    assert result.action == CREATED
+    assert_same_dump(open_store(built), whole)
+    manifest = json.loads((built / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tables"] == {name: t.height for name, t in whole.tables.items()}
+    for name in ("users.parquet", "stamps.parquet", "keys.parquet", "offsets.parquet"):
+        data = built / manifest["generation"] / name
+        assert_frame_equal(pl.read_parquet(data), pl.read_parquet(store / "g000001" / name))
+    assert [p.name for p in tmp_path.iterdir()] == ["built"]  # the spill is gone
 
 
 def test_audit_scan_and_trace_answer_the_same_on_the_store(

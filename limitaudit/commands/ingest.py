@@ -7,6 +7,7 @@ alone; a new one is read and added; one whose size or content changed stops the 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 import polars as pl
 
 from limitaudit import __version__
+from limitaudit.commands.audit import AuditOptions, decisions_needed
 from limitaudit.discover import SourceFile, discover
 from limitaudit.errors import DumpError, UsageError
-from limitaudit.ingest import COUNTS, DEFAULT_TZ, Dump, FileReport, Progress, read_files, settle
+from limitaudit.ingest import COUNTS, DEFAULT_TZ, FileReport, Progress, read_files, settle
 from limitaudit.store import (
+    DecisionSpill,
     StoreError,
     is_store,
     manifest_files,
@@ -120,8 +123,10 @@ def ingest_store(
     _same_versions(store, manifest)
     old = open_store(store, keys=True)
     dump = merge(old, read_files(new, old.tz, progress))
-    write_store(dump, store, {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes})
-    return _result(store, ADDED, new, len(sources) - len(new), kept, *_sizes(dump))
+    sizes = write_store(
+        dump, store, {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes}
+    )
+    return _result(store, ADDED, new, len(sources) - len(new), kept, dump.files, sizes, dump.tz)
 
 
 def _build(
@@ -130,14 +135,16 @@ def _build(
     # Hashed before they are read: a file that changes while it is read is not taken for
     # the version the store holds.
     hashes = {s.name: sha256_of(s.path) for s in sources}
-    dump = settle(read_files(sources, tz, progress), keep=True)
-    dump.require_readable()
-    write_store(dump, store, hashes)
-    return _result(store, action, sources, 0, [], *_sizes(dump))
-
-
-def _sizes(dump: Dump) -> tuple[list[FileReport], dict[str, int], str]:
-    return dump.files, {name: t.height for name, t in dump.tables.items()}, dump.tz
+    # The decisions go to disk as they are read, and only those an audit uses stay in
+    # memory (to make the audit facts): a dump much larger than memory becomes a store.
+    near = store.parent if store.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=".limitaudit-spill-", dir=near) as folder:
+        spill = DecisionSpill(Path(folder))
+        keep = decisions_needed(AuditOptions())
+        dump = settle(read_files(sources, tz, progress, keep, spill), keep=True)
+        dump.require_readable()
+        sizes = write_store(dump, store, hashes, spill)
+    return _result(store, action, sources, 0, [], dump.files, sizes, dump.tz)
 
 
 def _result(
