@@ -123,11 +123,16 @@ class Dump:
         if not any(f.source.kind not in ("other", "empty") for f in self.files):
             raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
 
-    def stamped(self) -> pl.DataFrame:
-        """The stamps with host, event and batch as plain strings, to join with the tables."""
+    def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.DataFrame:
+        """Stamps (those `where` holds) with their host, event and batch as plain strings,
+        to join with the tables; filtered before the strings are made, which is most of
+        what they cost."""
         if self.stamps is None:
             raise ValueError("this dump was read without its record stamps")
-        return self.stamps.with_columns(pl.col("host", "event", "batch").cast(pl.String))
+        rows = self.stamps if where is None else self.stamps.filter(where)
+        return rows.select(columns).with_columns(
+            pl.col(c).cast(pl.String) for c in columns if c in ("host", "event", "batch")
+        )
 
     @property
     def ledger(self) -> pl.DataFrame:
@@ -149,7 +154,7 @@ Progress = Callable[[int], None]
 # any reader thread: how a store is built without holding the dump's decisions.
 Spill = Callable[[pl.DataFrame], None]
 # A reader hands its decisions to the spill at the end of each file, or sooner past this.
-SPILL_ROWS = 200_000
+SPILL_ROWS = 50_000
 # A file in flight per core: more keep no core busier (measured on 2 cores) and each
 # holds a block's worth of intermediate frames.
 READ_THREADS = max(2, os.cpu_count() or 1)
@@ -568,9 +573,11 @@ def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
 def _time_ranges(stamps: pl.DataFrame, ledger: pl.DataFrame, files: list[FileReport]) -> None:
     """Each file's time range and, where its records agree on one, their host."""
     stamped = [
-        stamps.select("file_id", "ts", pl.col("host").cast(pl.String)),
+        stamps.select("file_id", "ts", "host"),
         ledger.select(
-            "file_id", pl.col("changed_at").alias("ts"), pl.lit(None, pl.String).alias("host")
+            "file_id",
+            pl.col("changed_at").alias("ts"),
+            pl.lit(None, STAMP_SCHEMA["host"]).alias("host"),
         ),
     ]
     ranges = (

@@ -136,7 +136,7 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
 
 
 def quote_offsets(
-    stamps: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
+    quotes: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
 ) -> pl.DataFrame:
     """Offsets of feed hosts, from decisions that quote their batches (contract section 2).
 
@@ -146,7 +146,7 @@ def quote_offsets(
     batch soon after it lands; a bound beyond the clock tolerance says nothing the
     contract does not, and is dropped. Hosts with a ledger-based offset keep it.
     """
-    quotes = stamps.filter((pl.col("event") == "decision") & pl.col("batch").is_not_null())
+    # quotes: host, ts and batch of every decision that names its feed batch.
     firsts = (
         corrected(quotes.rename({"batch": "bureau_batch"}), known)
         .group_by("bureau_batch")
@@ -168,4 +168,7 @@ def quote_offsets(
 def host_offsets(dump: Dump, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
     """Every clock offset the dump lets us estimate: host, offset_ms, evidence."""
     by_ledger = estimate_offsets(dump.ledger, acts, tolerance_ms)
-    return quote_offsets(dump.stamped(), dump.tables["feed_batch"], by_ledger, tolerance_ms)
+    quotes = dump.stamped(
+        "host", "ts", "batch", where=(pl.col("event") == "decision") & pl.col("batch").is_not_null()
+    )
+    return quote_offsets(quotes, dump.tables["feed_batch"], by_ledger, tolerance_ms)

@@ -339,9 +339,8 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     rhythm (SILENCE_FACTOR times its median gap), so a quiet host in a small dump is
     not taken for a dead one.
     """
-    every = dump.stamped().select("host", "ts", "event")
-    engines = every.filter(pl.col("event") == "decision").select("host").unique()
-    stamps = every.join(engines, on="host", how="semi").drop("event")
+    engines = dump.stamped("host", where=pl.col("event") == "decision").unique()
+    stamps = dump.stamped("host", "ts", where=pl.col("host").is_in(engines["host"].implode()))
     if stamps.height == 0:
         return pl.DataFrame(
             schema={
