@@ -188,7 +188,7 @@ def audit(
                 tz,
                 options=options,
                 progress=advance,
-                keep=decisions_needed(options),
+                decisions=decisions_needed(options),
             )
             result = run_audit(loaded, options)
         if output is not None:
@@ -238,7 +238,7 @@ def trace(
             tz,
             user_id=user_id,
             options=options,
-            keep=decisions_needed(options, user_id),
+            decisions=decisions_needed(options, user_id),
         )
         result = run_trace(loaded, user_id, options)
         render_result(result, fmt, sys.stdout, _stdout())

@@ -48,7 +48,7 @@ KEYS_SCHEMA = {**KEY_SCHEMA, "ignored": pl.Boolean}
 # What a dump keeps of every record of a known event, whatever else it leaves out: when,
 # on which host, which event, and the feed batch a decision quotes. Clock offsets, engine
 # silences and files' time ranges need every record; an audit keeps whole only the
-# decisions it uses (`ingest(keep=...)`), which is what keeps its memory small.
+# decisions it uses (`ingest(decisions=...)`), which is what keeps its memory small.
 STAMP_SCHEMA = {
     **ORIGIN,
     "ts": Time,
@@ -150,8 +150,8 @@ class Dump:
 
 
 Progress = Callable[[int], None]
-# Takes every decision a reader typed (before `keep`), a file's worth at a time, from
-# any reader thread: how a store is built without holding the dump's decisions.
+# Takes every decision a reader typed (before `decisions` filters them), a file's worth
+# at a time, from any reader thread: how a store is built without holding the decisions.
 Spill = Callable[[pl.DataFrame], None]
 # A reader hands its decisions to the spill at the end of each file, or sooner past this.
 SPILL_ROWS = 50_000
@@ -164,15 +164,15 @@ def ingest(
     inputs: Iterable[str | Path],
     tz: str = DEFAULT_TZ,
     progress: Progress | None = None,
-    keep: pl.Expr | None = None,
+    decisions: pl.Expr | None = None,
 ) -> Dump:
-    """Read a dump. `keep` filters the decision table (all kept when None): decisions are
+    """Read a dump. `decisions` filters the decision table (all kept when None): they are
     most of a dump, and most of them change nothing. Every record is still checked,
     counted and stamped."""
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")
-    return settle(read_files(sources, tz, progress, keep))
+    return settle(read_files(sources, tz, progress, decisions))
 
 
 @dataclass
@@ -193,7 +193,7 @@ def read_files(
     sources: list[SourceFile],
     tz: str = DEFAULT_TZ,
     progress: Progress | None = None,
-    keep: pl.Expr | None = None,
+    decisions: pl.Expr | None = None,
     spill: Spill | None = None,
 ) -> RawDump:
     """Read files as file_id 0, 1, ... in the order given; `settle` makes the Dump.
@@ -204,13 +204,13 @@ def read_files(
     """
 
     def read_one(item: tuple[int, SourceFile]) -> _Reader:
-        reader = _Reader(tz, progress, keep, spill)
+        reader = _Reader(tz, progress, decisions, spill)
         reader.read(*item)
         return reader
 
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         readers = list(pool.map(read_one, enumerate(sources)))
-    merged = _Reader(tz, progress, keep, spill)
+    merged = _Reader(tz, progress, decisions, spill)
     for reader in readers:
         merged.absorb(reader)
     return merged.raw()
@@ -255,11 +255,15 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
 
 class _Reader:
     def __init__(
-        self, tz: str, progress: Progress | None, keep: pl.Expr | None, spill: Spill | None
+        self,
+        tz: str,
+        progress: Progress | None,
+        decisions: pl.Expr | None,
+        spill: Spill | None,
     ) -> None:
         self.tz = tz
         self.progress = progress
-        self.keep = keep
+        self.decisions = decisions
         self.spill = spill
         self.spilling: list[pl.DataFrame] = []
         self.files: list[FileReport] = []
@@ -399,8 +403,8 @@ class _Reader:
                 self.spilling.append(table)
                 if sum(t.height for t in self.spilling) >= SPILL_ROWS:
                     self._flush_spill()
-            if event == "decision" and self.keep is not None:
-                table = table.filter(self.keep)
+            if event == "decision" and self.decisions is not None:
+                table = table.filter(self.decisions)
             self.events[event].append(_compact(table))
             self.keys.append(
                 part.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")).join(

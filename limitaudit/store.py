@@ -220,10 +220,10 @@ class DecisionSpill:
             rows.write_parquet(path, compression="lz4")
 
     def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
-        """One bucket's decisions, repeats left out, in ingest's (file_id, line) order."""
+        """One bucket's decisions, repeats left out, in no particular order."""
         paths = sorted((self.folder / f"b{b:02d}").glob("*.parquet"))
         rows = pl.read_parquet(paths) if paths else empty
-        return without(rows, dups).sort(list(ORIGIN))
+        return without(rows, dups)
 
 
 def write_store(
@@ -415,7 +415,7 @@ def open_store(
     user_id: str | None = None,
     *,
     keys: bool = False,
-    keep: pl.Expr | None = None,
+    decisions: pl.Expr | None = None,
     options: AuditOptions | None = None,
 ) -> Dump:
     """The Dump the store was made from: the same tables, files, rejects and findings.
@@ -424,14 +424,14 @@ def open_store(
     bucket), of engine_error the user's and its decisions' traces', the other tables
     whole, and no rejects: what `trace` needs (see Scope). With `keys`,
     also the line hashes and the ledger's repeated rows: what adding files needs.
-    `keep` filters the decisions as ingest's does. With audit `options` that the
+    `decisions` filters the decisions as ingest's does. With audit `options` that the
     store's kept audit facts were made with, the Dump carries those facts instead of
     the record stamps they are made from.
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
     try:
-        return _open(directory, manifest, user_id, keys, keep, options)
+        return _open(directory, manifest, user_id, keys, decisions, options)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise StoreError(
             f"{directory}: the store is damaged ({exc}); ingest the dump again with --replace"
@@ -443,7 +443,7 @@ def _open(
     manifest: Mapping[str, Any],
     user_id: str | None,
     keys: bool,
-    keep: pl.Expr | None,
+    decisions: pl.Expr | None,
     options: AuditOptions | None,
 ) -> Dump:
     data = directory / manifest["generation"]
@@ -455,8 +455,8 @@ def _open(
         if user_id is None:
             paths = [data / name / f"b{b:02d}.parquet" for b in range(buckets)]
             scan = pl.scan_parquet(paths)
-            if name == "decision" and keep is not None:
-                scan = scan.filter(keep)
+            if name == "decision" and decisions is not None:
+                scan = scan.filter(decisions)
             tables[name] = scan.collect()
         else:
             path = data / name / f"b{bucket_of(user_id, buckets):02d}.parquet"
@@ -485,7 +485,7 @@ def _open(
         else pl.read_parquet(data / "rejects.parquet")
     )
     facts = None
-    if user_id is None and options is not None and one_user_reads(manifest, options, whole=True):
+    if user_id is None and options is not None and facts_serve(manifest, options):
         facts = _read_facts(data, manifest)
     stamps = None
     if user_id is None and (facts is None or keys):
@@ -515,20 +515,19 @@ def _user_ids(data: Path) -> pl.Series:
     return pl.read_parquet(data / "users.parquet")["user_id"]
 
 
-def one_user_reads(
-    manifest: Mapping[str, Any], options: AuditOptions, *, whole: bool = False
-) -> bool:
-    """Whether a one-user read audits that user as the whole store would, with `options`.
-
-    With `whole`: whether the kept audit facts serve an audit of the whole store.
-    """
+def facts_serve(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
+    """Whether the store's kept audit facts were made with `options`."""
     facts = manifest.get("facts")
     return bool(
         facts
-        and (whole or facts["one_user_reads"])
         and facts["tolerance_s"] == options.tolerance_s
         and facts["below_yuan"] == options.below_yuan
     )
+
+
+def one_user_reads(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
+    """Whether a one-user read audits that user as the whole store would, with `options`."""
+    return facts_serve(manifest, options) and bool(manifest["facts"]["one_user_reads"])
 
 
 def load(
@@ -537,17 +536,17 @@ def load(
     user_id: str | None = None,
     options: AuditOptions | None = None,
     progress: Progress | None = None,
-    keep: pl.Expr | None = None,
+    decisions: pl.Expr | None = None,
 ) -> Dump:
     """A dump from the command line: a store (named alone) or files, directories and globs.
 
     `tz` is the zone for log times without an offset; a store keeps the one it was made
     with. With `user_id` (and the audit `options`), a store reads only that user's rows
-    when that gives the same answers. `keep` says which decisions to keep (see ingest).
+    when that gives the same answers. `decisions` says which decisions to keep (see ingest).
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:
-        return ingest(paths, tz=tz or DEFAULT_TZ, progress=progress, keep=keep)
+        return ingest(paths, tz=tz or DEFAULT_TZ, progress=progress, decisions=decisions)
     if len(paths) > 1:
         raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
     directory = Path(stores[0])
@@ -559,7 +558,7 @@ def load(
         )
     if user_id is not None and one_user_reads(manifest, options or AuditOptions()):
         return open_store(directory, user_id)
-    return open_store(directory, keep=keep, options=options)
+    return open_store(directory, decisions=decisions, options=options)
 
 
 # -- adding files ---------------------------------------------------------------------

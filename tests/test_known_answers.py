@@ -146,11 +146,11 @@ def test_audit_agrees_with_the_answers(world: tuple[Path, Path, int]) -> None:
 
 @pytest.mark.parametrize("below", [0.0, 500.0])
 def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below: float) -> None:
-    """What `audit` reads (only the decisions it uses, ingest's keep) changes no answer."""
+    """What `audit` reads (only the decisions it uses, ingest's `decisions`) changes no answer."""
     dump_dir, _, seed = world
     options = AuditOptions(below_yuan=below)
     whole = ingest([dump_dir])
-    lean = ingest([dump_dir], keep=decisions_needed(options))
+    lean = ingest([dump_dir], decisions=decisions_needed(options))
     assert lean.tables["decision"].height < whole.tables["decision"].height
     assert_frame_equal(whole.stamps, lean.stamps)
     known = sum(f.counts["records"] - f.counts["ignored"] for f in whole.files)
@@ -159,4 +159,4 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert_frame_equal(got.zeroings, want.zeroings)
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
-    assert summarise(whole).to_data() == summarise(ingest([dump_dir], keep=CHANGES)).to_data()
+    assert summarise(whole).to_data() == summarise(ingest([dump_dir], decisions=CHANGES)).to_data()

@@ -139,7 +139,7 @@ def yuan(col: str | pl.Expr) -> pl.Expr:
 
 
 def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Expr:
-    """The decisions an audit reads (see ingest's `keep`): those that change a limit
+    """The decisions an audit reads (see ingest's `decisions`): those that change a limit
     (clock offsets, ledger gaps) or set it at or below the zeroing threshold (what can
     explain a zeroing); for a trace, every one of its user's too."""
     needed = CHANGES | (pl.col("limit_after") <= options.below_fen)
@@ -152,7 +152,7 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     names = dump.file_names()
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
-    # What a read may have left out (ingest's keep) is left out here too, whatever was read:
+    # What a read may have left out (ingest's `decisions`) is left out here too, whatever was read:
     # a trace, which reads all of its user's decisions, then audits as the whole dump does.
     acts = actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
     # A one-user read of a store holds too little to estimate what needs every user.

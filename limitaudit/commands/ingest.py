@@ -140,8 +140,8 @@ def _build(
     near = store.parent if store.parent.is_dir() else None
     with tempfile.TemporaryDirectory(prefix=".limitaudit-spill-", dir=near) as folder:
         spill = DecisionSpill(Path(folder))
-        keep = decisions_needed(AuditOptions())
-        dump = settle(read_files(sources, tz, progress, keep, spill), keep=True)
+        needed = decisions_needed(AuditOptions())
+        dump = settle(read_files(sources, tz, progress, needed, spill), keep=True)
         dump.require_readable()
         sizes = write_store(dump, store, hashes, spill)
     return _result(store, action, sources, 0, [], dump.files, sizes, dump.tz)

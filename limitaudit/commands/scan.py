@@ -78,7 +78,7 @@ def scan(
 ) -> ScanResult:
     """A dump or a store; `tz` None reads a store in its own zone, a dump in the default."""
     # The clock offsets are all a scan reads of the decisions: only changes tie them.
-    return summarise(load(inputs, tz, progress=progress, keep=CHANGES), tolerance_ms)
+    return summarise(load(inputs, tz, progress=progress, decisions=CHANGES), tolerance_ms)
 
 
 def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
