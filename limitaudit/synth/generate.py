@@ -126,30 +126,13 @@ def generate(out: Path, answers: Path, options: SynthOptions) -> SynthResult:
     z = attribute(world, sim, recs, log)
     _write_csv(answers / "audit.csv", audit_frame(z))
     _write_csv(answers / "zeroings.csv", detail_frame(world, z, log))
-    _write_csv(
-        answers / "dirt.csv",
-        pl.DataFrame(
-            sorted(log.dirt),
-            schema={"file": pl.String, "line": pl.Int64, "kind": pl.String},
-            orient="row",
-        ),
-    )
-    _write_csv(
-        answers / "files.csv",
-        pl.DataFrame(
-            sorted(log.files),
-            schema={"file": pl.String, "kind": pl.String, "lines": pl.Int64},
-            orient="row",
-        ),
-    )
-    _write_csv(
-        answers / "variants.csv",
-        pl.DataFrame(
-            sorted(log.variants),
-            schema={"file": pl.String, "line": pl.Int64, "kind": pl.String},
-            orient="row",
-        ),
-    )
+    by_line = {"file": pl.String, "line": pl.Int64, "kind": pl.String}
+    for name, rows, schema in (
+        ("dirt.csv", log.dirt, by_line),
+        ("files.csv", log.files, {"file": pl.String, "kind": pl.String, "lines": pl.Int64}),
+        ("variants.csv", log.variants, by_line),
+    ):
+        _write_csv(answers / name, pl.DataFrame(sorted(rows), schema=schema, orient="row"))
     lines = sum(n for _, kind, n in log.files if kind in LINE_KINDS)
     counts = dict.fromkeys(CAUSES, 0)
     for cause, n in z.group_by("cause").len().sort("cause").iter_rows():
