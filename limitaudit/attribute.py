@@ -165,7 +165,8 @@ class Context:
     params: pl.DataFrame  # param_history()
     models: pl.DataFrame  # model_history()
     errors: pl.DataFrame  # engine_error with cts
-    batches: pl.DataFrame  # feed_batch with cts
+    # feed_batch with cts, of the one feed decisions take their credit data from (quoted_feed)
+    batches: pl.DataFrame
     tolerance_ms: int
 
 
@@ -466,14 +467,14 @@ def _system_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     return pl.concat([by_trace, by_user])
 
 
-def quoted_feed(decisions: pl.DataFrame, batches: pl.DataFrame) -> str | None:
-    """The feed whose batches the decisions quote (credit_bureau, in practice): the one a
-    decision without a bureau_batch takes its latest batch from."""
+def quoted_feed(quoted: pl.Series, batches: pl.DataFrame) -> str | None:
+    """The feed whose batches decisions quote (credit_bureau, in practice): the one a
+    decision without a bureau_batch takes its latest batch from (contract section 6).
+    `quoted`: the batch ids decisions name."""
     if batches.height == 0:
         return None
-    quoted = decisions.select(pl.col("bureau_batch").alias("batch_id")).unique()
     counts = (
-        batches.join(quoted, on="batch_id")
+        batches.join(quoted.unique().alias("batch_id").to_frame(), on="batch_id")
         .group_by("feed")
         .len()
         .sort("len", "feed", descending=[True, False])
@@ -484,14 +485,7 @@ def quoted_feed(decisions: pl.DataFrame, batches: pl.DataFrame) -> str | None:
 def _data_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """The feed batch behind a decision: its bureau_batch, else the latest batch before it."""
     quoted = decisions.select("zid", "cts", pl.col("bureau_batch").alias("batch"))
-    feed = quoted_feed(decisions, ctx.batches)
-    if feed is None:
-        return quoted.select("zid", "batch")
-    series = (
-        ctx.batches.filter(pl.col("feed") == feed)
-        .select(pl.col("cts"), pl.col("batch_id").alias("latest"))
-        .sort("cts")
-    )
+    series = ctx.batches.select(pl.col("cts"), pl.col("batch_id").alias("latest")).sort("cts")
     missing = quoted.filter(pl.col("batch").is_null()).sort("cts")
     latest = missing.join_asof(series, on="cts", strategy="backward").select(
         "zid", pl.col("latest").alias("batch")

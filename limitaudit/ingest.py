@@ -81,6 +81,10 @@ class FileReport:
     named_host: str | None = None
 
 
+# The tables of which a one-user read holds only the user's rows (see Scope).
+USER_TABLES = ("ledger", "decision", "manual_action", "user_notice")
+
+
 @dataclass(frozen=True)
 class Scope:
     """A dump read from a store for one user: the per-user tables (ledger, decision,
@@ -132,6 +136,29 @@ class Dump:
         rows = self.stamps if where is None else self.stamps.filter(where)
         return rows.select(columns).with_columns(
             pl.col(c).cast(pl.String) for c in columns if c in ("host", "event", "batch")
+        )
+
+    def for_user(self, user_id: str, facts: AuditFacts) -> Dump:
+        """This dump as a store's one-user read holds it (see Scope): what an audit of that
+        user reads, so that it does none of the work of every other user."""
+        mine = pl.col("user_id") == user_id
+        tables = {
+            name: table.filter(mine) if name in USER_TABLES else table
+            for name, table in self.tables.items()
+        }
+        traces = tables["decision"]["trace_id"].drop_nulls().unique().implode()
+        tables["engine_error"] = self.tables["engine_error"].filter(
+            mine | pl.col("trace_id").is_in(traces)
+        )
+        users = pl.concat(self.tables[name].select("user_id") for name in USER_TABLES)
+        return Dump(
+            tables,
+            self.files,
+            self.rejects.clear(),
+            self.findings,
+            self.tz,
+            None,
+            scope=Scope(user_id, facts, lambda: users["user_id"]),
         )
 
     @property
@@ -220,15 +247,20 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     """Keep the first of every repeated record line and ledger change; finish the accounting.
 
     The first is the first by (file_id, line): files are numbered in the dump's order,
-    and the tables come in that order (the anti-joins keep it). `keep` keeps the line
+    and the tables come in that order (the filters keep it). `keep` keeps the line
     hashes and the ledger's repeats on the Dump, for a store.
+
+    `raw` is used up: each of its tables is let go as soon as its settled copy exists,
+    so that a read and its settled tables are never held whole at once.
     """
     files = [replace(f, counts=dict(f.counts)) for f in raw.files]
     findings = list(raw.findings)
     dups = repeats(raw.keys)
-    tables = {event: without(table, dups) for event, table in raw.tables.items()}
-    stamps = without(raw.stamps, dups)
-    tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger, files, findings)
+    tables = {event: without(raw.tables.pop(event), dups) for event in list(raw.tables)}
+    stamps, raw.stamps = without(raw.stamps, dups), raw.stamps.clear()
+    ledger, raw.ledger = raw.ledger, raw.ledger.clear()
+    tables["ledger"], ledger_dups = _dedup_ledger(ledger, files, findings)
+    del ledger
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
         .group_by("file_id")
@@ -648,8 +680,10 @@ def without(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     anti-join here (the rows are few, the frame large)."""
     if rows.height == 0:
         return frame
-    gone = rows.select(_origin_key()).to_series().implode()
-    return frame.filter(~_origin_key().is_in(gone))
+    keys = rows.select(_origin_key()).to_series().implode()
+    gone = frame.select(_origin_key().is_in(keys)).to_series()
+    # Most tables hold none of the repeats: those are kept as they are, not copied.
+    return frame.filter(~gone) if gone.any() else frame
 
 
 def _overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:

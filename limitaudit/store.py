@@ -51,12 +51,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from limitaudit import __version__
-from limitaudit.commands.audit import AuditFacts, AuditOptions, audit
+from limitaudit.commands.audit import AuditFacts, AuditOptions, users_apart, whole_dump_facts
 from limitaudit.discover import STORE_FORMAT, STORE_MANIFEST, SourceFile, is_store
 from limitaudit.errors import LimitAuditError, UsageError
 from limitaudit.ingest import (
     DEFAULT_TZ,
     REJECT_SCHEMA,
+    USER_TABLES,
     Dump,
     FileReport,
     Finding,
@@ -68,7 +69,6 @@ from limitaudit.ingest import (
     settle,
     without,
 )
-from limitaudit.match import actions
 from limitaudit.schema import EVENTS, ORIGIN
 from limitaudit.timefmt import iso_utc
 
@@ -92,7 +92,7 @@ BUCKETS = 16
 ROW_GROUP_ROWS = 8192
 # The tables in which every row is one user's: bucketed. The others are small and global
 # (engine_error apart: kept whole, but a one-user read filters it).
-PER_USER = {"ledger": "changed_at", "decision": "ts", "manual_action": "ts", "user_notice": "ts"}
+PER_USER = {name: "changed_at" if name == "ledger" else "ts" for name in USER_TABLES}
 GLOBAL = [e for e in EVENTS if e not in PER_USER and e != "engine_error"]
 # A bucket is the user id's last digits modulo BUCKETS: stable across Polars versions
 # (unlike Series.hash), and ids are handed out in sequence, so the digits spread evenly.
@@ -343,27 +343,15 @@ def _facts(dump: Dump) -> AuditFacts | None:
     """The audit facts a one-user read needs, made with the default options."""
     if not any(f.source.kind not in ("other", "empty") for f in dump.files):
         return None
-    return audit(dump, AuditOptions()).facts
+    return whole_dump_facts(dump, AuditOptions())
 
 
 def _facts_entry(facts: AuditFacts, dump: Dump) -> dict[str, Any]:
-    # One user's rows audit that user as the whole dump would when nothing ties two
-    # users together: a change_id is matched across users, so one naming two users
-    # (corrupt data) sends one-user reads to the whole store instead.
-    ids = pl.concat(
-        [
-            dump.ledger.select("change_id", "user_id"),
-            actions(dump).select("change_id", "user_id"),
-        ]
-    ).drop_nulls("change_id")
-    shared = (
-        ids.group_by("change_id").agg(pl.col("user_id").n_unique()).filter(pl.col("user_id") > 1)
-    )
     return {
         "tolerance_s": facts.options.tolerance_s,
         "below_yuan": facts.options.below_yuan,
         "data_feed": facts.data_feed,
-        "one_user_reads": shared.height == 0,
+        "one_user_reads": users_apart(dump),
     }
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from limitaudit.commands.audit import AuditOptions, AuditResult, audit
+import limitaudit.commands.trace as trace_module
+from limitaudit.commands.audit import AuditOptions, AuditResult, audit, users_apart
 from limitaudit.ingest import ingest
 from tests.builders import (
     U1,
@@ -434,3 +435,19 @@ def test_a_host_that_is_merely_quiet_is_not_called_silent(tmp_path: Path) -> Non
     row = only(run(tmp_path, records, [ledger_row("c1", U1, 30, 50000, 0)]))
     assert row["cause"] == "unexplained"
     assert "wrote nothing" not in row["evidence"]
+
+
+def test_a_change_id_naming_two_users_keeps_trace_on_the_whole_dump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # c1 is logged for U1 but the ledger files it under U2 (corrupt data): the ledger row is
+    # matched to U1's decision by its change_id, so U2's audit needs U1's rows.
+    records = [decision(U1, 20, 50000, 0, [rule("R_FRAUD")], change_id="c1", fraud=True)]
+    dump = ingest([write_dump(tmp_path / "dump", records, [ledger_row("c1", U2, 20.05, 500, 0)])])
+    assert not users_apart(dump)
+    seen = []
+    real = trace_module.audit
+    monkeypatch.setattr(trace_module, "audit", lambda d, o: seen.append(d) or real(d, o))
+    got = trace_module.trace(dump, U2, AuditOptions())
+    assert seen == [dump]  # not Dump.for_user: the whole dump
+    assert got.zeroings.select("user_id", "cause").rows() == [(U2, "risk_policy")]

@@ -190,19 +190,22 @@ def test_trace_reads_one_user_and_answers_as_the_whole_dump(
         *full.zeroings.group_by("cause").agg(pl.col("user_id").min())["user_id"],
         *whole.ledger.join(full.zeroings, on="user_id", how="anti")["user_id"].head(3),
     ]
-    got = {}
+    got, alone = {}, {}
     for user in users:
         one = open_store(store, user)
         assert one.scope is not None
         for name in ("ledger", "decision", "manual_action", "user_notice"):
             assert set(one.tables[name]["user_id"]) <= {user}
         got[user] = trace(one, user, options)
+        # A whole read traces one user alone too (Dump.for_user), with facts it makes.
+        alone[user] = trace(whole, user, options)
     # Expected: trace over the whole store, with its audit computed once.
     monkeypatch.setattr(trace_module, "audit", lambda dump, opts: full)
     for user, result in got.items():
         want = trace(whole, user, options)
-        assert_frame_equal(result.zeroings, want.zeroings, check_exact=True)
-        assert_frame_equal(result.timeline, want.timeline, check_exact=True)
+        for one_user in (result, alone[user]):
+            assert_frame_equal(one_user.zeroings, want.zeroings, check_exact=True)
+            assert_frame_equal(one_user.timeline, want.timeline, check_exact=True)
 
 
 def test_trace_with_other_options_or_an_unknown_user_on_the_store(store: Path, whole: Dump) -> None:

@@ -94,8 +94,8 @@ class AuditFacts:
     # host, start, end: engine hosts' silences on their own clocks (a clock offset moves a
     # silence but does not change it: gaps between one host's records are the same).
     silences: pl.DataFrame
-    # The feed whose batches the zeroing decisions quote: the one a decision without a
-    # bureau_batch takes its latest batch from. None when the dump has no feed batch.
+    # The feed whose batches decisions quote: the one a decision without a bureau_batch
+    # takes its latest batch from. None when the dump has no feed batch.
     data_feed: str | None
 
 
@@ -152,13 +152,15 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     names = dump.file_names()
     ledger = ordered_ledger(dump)
     zero = zeroings(ledger, options.below_fen).with_row_index("zid")
-    # What a read may have left out (ingest's `decisions`) is left out here too, whatever was read:
-    # a trace, which reads all of its user's decisions, then audits as the whole dump does.
-    acts = actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
-    # A one-user read of a store holds too little to estimate what needs every user.
+    acts = _actions(dump, options)
+    # A one-user read holds too little to estimate what needs every user: it comes with them.
     known = dump.scope.facts if dump.scope else dump.facts
-    known = known if known is not None and known.options == options else None
-    offsets = known.offsets if known else host_offsets(dump, acts, tol)
+    facts = (
+        known
+        if known is not None and known.options == options
+        else whole_dump_facts(dump, options, acts)
+    )
+    offsets = facts.offsets
     acts = corrected(acts, offsets)
     zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
     rows = zero.select(
@@ -181,21 +183,16 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         how="left",
     )
     batches = corrected(dump.tables["feed_batch"], offsets)
-    if known and known.data_feed is not None:
-        # attribute picks the feed from the zeroing decisions it is given: with one user's,
-        # it could pick another than the whole dump's. Offer it only the whole dump's choice.
-        batches = batches.filter(pl.col("feed") == known.data_feed)
     ctx = Context(
         params=param_history(corrected(dump.tables["param_change"], offsets)),
         models=model_history(corrected(dump.tables["model_deploy"], offsets)),
         errors=corrected(dump.tables["engine_error"], offsets),
-        batches=batches,
+        batches=batches.filter(pl.col("feed") == pl.lit(facts.data_feed, pl.String)),
         tolerance_ms=tol,
     )
-    decided, data_feed = _decisions(zero, dump, ctx)
+    decided = _decisions(zero, dump, ctx)
     manual = _manual(zero, dump)
-    silences = known.silences if known else engine_silences(dump, _NO_OFFSETS)
-    unexplained = _unexplained(zero, acts, _shifted(silences, offsets), tol, names)
+    unexplained = _unexplained(zero, acts, _shifted(facts.silences, offsets), tol, names)
     out = pl.concat([decided, manual, unexplained], how="diagonal_relaxed")
     out = _with_notices(out, dump, offsets)
     out = _finish(out, names)
@@ -210,8 +207,49 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         c: sum(f.counts[c] for f in dump.files)
         for c in ("lines", "records", "duplicates", "rejected")
     }
-    facts = known or AuditFacts(options, offsets, silences, data_feed)
     return AuditResult(out, findings, offsets, accounting, options, counts, facts)
+
+
+def _actions(dump: Dump, options: AuditOptions) -> pl.DataFrame:
+    # What a read may have left out (ingest's `decisions`) is left out here too, whatever was
+    # read: a trace, which reads all of its user's decisions, then audits as the whole dump does.
+    return actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
+
+
+def whole_dump_facts(
+    dump: Dump, options: AuditOptions, acts: pl.DataFrame | None = None
+) -> AuditFacts:
+    """What an audit needs from the whole dump (AuditFacts), without attributing a zeroing:
+    what lets one user be audited alone (`Dump.for_user`) as the whole dump would audit it."""
+    acts = _actions(dump, options) if acts is None else acts
+    quoted = dump.stamped(
+        "batch", where=(pl.col("event") == "decision") & pl.col("batch").is_not_null()
+    )["batch"]
+    return AuditFacts(
+        options,
+        host_offsets(dump, acts, options.tolerance_ms),
+        engine_silences(dump, _NO_OFFSETS),
+        quoted_feed(quoted, dump.tables["feed_batch"]),
+    )
+
+
+def users_apart(dump: Dump) -> bool:
+    """Whether one user's rows audit that user as the whole dump would (with its facts).
+
+    A change_id is matched across users, so one that names two users (corrupt data)
+    ties them together: then only the whole dump gives the answer."""
+    ids = pl.concat(
+        [
+            dump.ledger.select("change_id", "user_id"),
+            actions(dump).select("change_id", "user_id"),
+        ]
+    ).drop_nulls("change_id")
+    return (
+        not ids.group_by("change_id")
+        .agg(pl.col("user_id").n_unique())
+        .select((pl.col("user_id") > 1).any())
+        .item()
+    )
 
 
 _NO_OFFSETS = pl.DataFrame(schema={"host": pl.String, "offset_ms": pl.Int64})
@@ -227,7 +265,7 @@ def _shifted(silences: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> tuple[pl.DataFrame, str | None]:
+def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> pl.DataFrame:
     decision = dump.tables["decision"].rename({"file_id": "a_file", "line": "a_line"})
     rows = zero.filter(pl.col("act") == "decision").select(
         "zid", "a_file", "a_line", "cts", "matched_by"
@@ -239,7 +277,7 @@ def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> tuple[pl.DataFra
     decided = zero.join(
         explained.select("zid", "cause", "cause_ref", "rule_id", "rule_notes"), on="zid"
     ).with_columns(pl.col("rule_notes").alias("why"))
-    return decided, quoted_feed(full, ctx.batches)
+    return decided
 
 
 def _manual(zero: pl.DataFrame, dump: Dump) -> pl.DataFrame:

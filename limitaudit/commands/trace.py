@@ -7,7 +7,14 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.commands.audit import AuditOptions, AuditResult, audit, yuan
+from limitaudit.commands.audit import (
+    AuditOptions,
+    AuditResult,
+    audit,
+    users_apart,
+    whole_dump_facts,
+    yuan,
+)
 from limitaudit.errors import LimitAuditError
 from limitaudit.ingest import Dump
 from limitaudit.match import actions, corrected, match_rows
@@ -66,6 +73,10 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         near = nearest_ids(dump.scope.user_ids() if dump.scope else known, user_id)
         hint = f"; nearest ids in the dump: {', '.join(near)}" if near else ""
         raise UnknownUser(f"user {user_id} has no ledger row and no record in this dump{hint}")
+    if dump.scope is None and users_apart(dump):
+        # What the store does at ingest, done here once: the facts every user's audit needs,
+        # then this user's rows alone (the zeroings of every other user are not attributed).
+        dump = dump.for_user(user_id, whole_dump_facts(dump, options))
     result = audit(dump, options)
     return TraceResult(
         user_id,
