@@ -418,12 +418,19 @@ def open_store(
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    try:
-        return _open(directory, manifest, user_id, keys, decisions, options)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise StoreError(
-            f"{directory}: the store is damaged ({exc}); ingest the dump again with --replace"
-        ) from None
+    while True:
+        try:
+            return _open(directory, manifest, user_id, keys, decisions, options)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            # An ingest that ended while this read was under way has replaced the generation
+            # it was reading: the new one is read instead, as often as that happens.
+            latest = read_manifest(directory)
+            if latest["generation"] == manifest["generation"]:
+                raise StoreError(
+                    f"{directory}: the store is damaged ({exc}); "
+                    "ingest the dump again with --replace"
+                ) from None
+            manifest = latest
 
 
 def _open(
@@ -500,7 +507,10 @@ def _read_facts(data: Path, manifest: Mapping[str, Any]) -> AuditFacts:
 
 
 def _user_ids(data: Path) -> pl.Series:
-    return pl.read_parquet(data / "users.parquet")["user_id"]
+    try:
+        return pl.read_parquet(data / "users.parquet")["user_id"]
+    except OSError:  # replaced by an ingest since: no ids to suggest
+        return pl.Series("user_id", [], pl.String)
 
 
 def facts_serve(manifest: Mapping[str, Any], options: AuditOptions) -> bool:

@@ -355,6 +355,34 @@ def test_an_interrupted_write_leaves_the_previous_store(
     assert_same_dump(open_store(out), ingest([small]))
 
 
+def test_a_read_that_an_ingest_overtakes_reads_the_new_store(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "store"
+    ingest_store([small], out)
+    first = store_module.read_manifest(out)
+    (small / "le-09").mkdir()
+    (small / "le-09" / "service.log").write_text(
+        (small / "le-02" / "service.log").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    assert ingest_store([small], out).action == ADDED
+    assert not (out / first["generation"]).exists()
+    # The read took the manifest before the ingest replaced it, and its data went away.
+    manifests = iter([first])
+    real = store_module.read_manifest
+    monkeypatch.setattr(
+        store_module, "read_manifest", lambda directory: next(manifests, None) or real(directory)
+    )
+    assert_same_dump(open_store(out), ingest([small]))
+    monkeypatch.undo()
+    # The manifest's own generation gone: damaged, and said so.
+    shutil.rmtree(out / real(out)["generation"] / "decision")
+    result = invoke("audit", str(out))
+    assert result.exit_code == ExitStatus.ERROR
+    assert result.stderr.startswith(f"limitaudit: {out}: the store is damaged (")
+    assert result.stderr.endswith("ingest the dump again with --replace\n")
+
+
 # -- the command line -----------------------------------------------------------------
 
 
