@@ -21,7 +21,7 @@ from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
 from limitaudit.ingest import DEFAULT_TZ
 from limitaudit.progress import line_progress
-from limitaudit.render import audit_csv, render_result
+from limitaudit.render import render_result, write_audit_csv
 from limitaudit.status import ExitStatus
 from limitaudit.store import load
 from limitaudit.writeout import write_atomic, write_table
@@ -193,12 +193,12 @@ def audit(
             result = run_audit(loaded, options)
         if output is not None:
             if fmt == "csv":
-                write_atomic(output, lambda fh: fh.write(audit_csv(result, bom)))
+                write_atomic(output, lambda fh: write_audit_csv(result, fh, bom))
             else:
                 write_atomic(output, lambda fh: render_result(result, fmt, fh, Console(file=fh)))
             _stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
         elif fmt == "csv":
-            sys.stdout.write(audit_csv(result, bom))
+            write_audit_csv(result, sys.stdout, bom)
         else:
             render_result(result, fmt, sys.stdout, _stdout())
         hits = {c: n for c, n in result.by_cause().items() if c in failing and n}

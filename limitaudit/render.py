@@ -112,15 +112,24 @@ def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def audit_csv(result: AuditResult, bom: bool = False) -> str:
-    body = spreadsheet_safe(result.zeroings).write_csv(datetime_format=ISO_MS)
-    return ("\ufeff" if bom else "") + body
+# Rows of the audit CSV written at a time: the text of a whole large audit would be held
+# three times over (Polars' bytes, the Python string, its encoding) just as the audit ends.
+CSV_ROWS = 50_000
+
+
+def write_audit_csv(result: AuditResult, out: TextIO, bom: bool = False) -> None:
+    if bom:
+        out.write("\ufeff")
+    rows = result.zeroings
+    for start in range(0, max(rows.height, 1), CSV_ROWS):
+        part = spreadsheet_safe(rows.slice(start, CSV_ROWS))
+        out.write(part.write_csv(include_header=start == 0, datetime_format=ISO_MS))
 
 
 @render_result.register
 def _(result: AuditResult, fmt: str, out: TextIO, console: Console) -> None:
     if fmt == "csv":
-        out.write(audit_csv(result))
+        write_audit_csv(result, out)
     elif fmt == "json":
         out.write(dumps_json(result.to_data()) + "\n")
     elif fmt == "ndjson":

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from limitaudit import render
 from limitaudit.cli import app
 from limitaudit.status import ExitStatus
 from tests.builders import (
@@ -155,6 +156,10 @@ def test_audit_csv_matches_golden_and_exits_1_on_unexplained(dump: Path) -> None
         "manual",
         "unexplained",
     }
+    # Written a few rows at a time, it is the same text, with one header.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "CSV_ROWS", 3)
+        assert invoke("audit", str(dump), "--format", "csv").stdout == result.stdout
 
 
 def test_audit_json_and_ndjson_match_golden(dump: Path) -> None:
