@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.ingest import Dump
+from limitaudit.ingest import Dump, as_text
 
 # A ledger row is written 0-5 s after the decision behind it (contract section 2).
 LEDGER_LAG_MS = 2_500
@@ -146,11 +146,12 @@ def quote_offsets(
     batch soon after it lands; a bound beyond the clock tolerance says nothing the
     contract does not, and is dropped. Hosts with a ledger-based offset keep it.
     """
-    # quotes: host, ts and batch of every decision that names its feed batch.
+    # quotes: host, batch, and the time of the first of the `quotes` decisions on that
+    # host that name that batch (a host's offset moves all of them alike).
     firsts = (
         corrected(quotes.rename({"batch": "bureau_batch"}), known)
         .group_by("bureau_batch")
-        .agg(pl.col("cts").min().alias("first_quote"), pl.len().alias("quotes"))
+        .agg(pl.col("cts").min().alias("first_quote"), pl.col("quotes").sum())
     )
     bounds = (
         batches.join(firsts, left_on="batch_id", right_on="bureau_batch")
@@ -168,7 +169,10 @@ def quote_offsets(
 def host_offsets(dump: Dump, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:
     """Every clock offset the dump lets us estimate: host, offset_ms, evidence."""
     by_ledger = estimate_offsets(dump.ledger, acts, tolerance_ms)
-    quotes = dump.stamped(
-        "host", "ts", "batch", where=(pl.col("event") == "decision") & pl.col("batch").is_not_null()
+    quoting = (pl.col("event") == "decision") & pl.col("batch").is_not_null()
+    quotes = as_text(
+        dump.stamped("host", "batch", "ts", where=quoting)
+        .group_by("host", "batch")
+        .agg(pl.col("ts").min(), pl.len().alias("quotes"))
     )
     return quote_offsets(quotes, dump.tables["feed_batch"], by_ledger, tolerance_ms)

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from limitaudit.attribute import Context, explain, model_history, param_history, quoted_feed
-from limitaudit.ingest import Dump, Finding
+from limitaudit.ingest import Dump, Finding, as_text
 from limitaudit.match import (
     CHANGES,
     actions,
@@ -222,9 +222,8 @@ def whole_dump_facts(
     """What an audit needs from the whole dump (AuditFacts), without attributing a zeroing:
     what lets one user be audited alone (`Dump.for_user`) as the whole dump would audit it."""
     acts = _actions(dump, options) if acts is None else acts
-    quoted = dump.stamped(
-        "batch", where=(pl.col("event") == "decision") & pl.col("batch").is_not_null()
-    )["batch"]
+    quoting = (pl.col("event") == "decision") & pl.col("batch").is_not_null()
+    quoted = as_text(dump.stamped("batch", where=quoting).unique())["batch"]
     return AuditFacts(
         options,
         host_offsets(dump, acts, options.tolerance_ms),
@@ -378,16 +377,11 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     not taken for a dead one.
     """
     engines = dump.stamped("host", where=pl.col("event") == "decision").unique()
+    # Host stays categorical until the few silences are found: a string per record of
+    # every engine host is most of what this would cost.
     stamps = dump.stamped("host", "ts", where=pl.col("host").is_in(engines["host"].implode()))
-    if stamps.height == 0:
-        return pl.DataFrame(
-            schema={
-                "host": pl.String,
-                "start": pl.Datetime("ms", "UTC"),
-                "end": pl.Datetime("ms", "UTC"),
-            }
-        )
-    stamps = corrected(stamps, offsets)
+    host = stamps.schema["host"]
+    stamps = corrected(stamps, offsets.with_columns(pl.col("host").cast(host)))
     timeline = (
         stamps.sort("host", "cts")
         .with_columns(pl.col("cts").shift(-1).over("host").alias("next"))
@@ -397,8 +391,12 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
         pl.lit(SILENCE_MS), pl.col("gap").median().over("host") * SILENCE_FACTOR
     )
     return (
-        timeline.filter(pl.col("gap") >= threshold)
-        .select("host", pl.col("cts").alias("start"), pl.col("next").alias("end"))
+        as_text(
+            timeline.filter(pl.col("gap") >= threshold).select(
+                "host", pl.col("cts").alias("start"), pl.col("next").alias("end")
+            )
+        )
+        .sort("host", "start")
         # pl.format over a filtered, multi-chunk string column panics in Polars 2.1
         # ("assertion failed: i < self.len()"); one chunk avoids it.
         .rechunk()
