@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,15 @@ from limitaudit.parse import (
     classify,
     parse_records,
 )
-from limitaudit.schema import EVENTS, LEDGER_FIELDS, LEDGER_SCHEMA, ORIGIN, Time, event_schema
+from limitaudit.schema import (
+    EVENTS,
+    LEDGER_FIELDS,
+    LEDGER_SCHEMA,
+    ORIGIN,
+    DType,
+    Time,
+    event_schema,
+)
 
 if TYPE_CHECKING:
     from limitaudit.commands.audit import AuditFacts
@@ -207,16 +215,22 @@ def ingest(
 
 @dataclass
 class RawDump:
-    """Files read, duplicates not yet settled: every record, each line with its hashes."""
+    """Files read, duplicates not yet settled: every record, each line with its hashes.
 
-    tables: dict[str, pl.DataFrame]  # event tables, repeats included, stack traces attached
-    ledger: pl.DataFrame  # every ledger row, repeats included
+    The tables, ledger and stamps are lazy: most of them wait on disk (see read_files),
+    and `settle` reads each once, leaving out its repeats as it reads.
+    """
+
+    tables: dict[str, pl.LazyFrame]  # event tables, repeats included, stack traces attached
+    ledger: pl.LazyFrame  # every ledger row, repeats included
     keys: pl.DataFrame  # KEYS_SCHEMA, for every record line of a known or unknown event
-    stamps: pl.DataFrame  # STAMP_SCHEMA, for every record line of a known event
+    stamps: pl.LazyFrame  # STAMP_SCHEMA, for every record line of a known event
     files: list[FileReport]  # counts before duplicates; host as the header or name gives it
     rejects: pl.DataFrame  # REJECT_SCHEMA
     findings: list[Finding]  # each file's, in file order
     tz: str
+    # Where the lazy frames' files are; removed once settled.
+    folder: TemporaryDirectory[str] | None = None
 
 
 def read_files(
@@ -237,19 +251,23 @@ def read_files(
     by half as much again as what it holds (measured at 3 million lines).
     """
 
-    with TemporaryDirectory(prefix="limitaudit-read-") as folder:
+    folder = TemporaryDirectory(prefix="limitaudit-read-")
 
-        def read_one(item: tuple[int, SourceFile]) -> _Reader:
-            reader = _Reader(tz, progress, decisions, spill, Path(folder))
-            reader.read(*item)
-            return reader
+    def read_one(item: tuple[int, SourceFile]) -> _Reader:
+        reader = _Reader(tz, progress, decisions, spill, Path(folder.name))
+        reader.read(*item)
+        return reader
 
+    try:
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             readers = list(pool.map(read_one, enumerate(sources)))
-        merged = _Reader(tz, progress, decisions, spill)
-        for reader in readers:
-            merged.absorb(reader)
-        return merged.raw()
+    except BaseException:
+        folder.cleanup()
+        raise
+    merged = _Reader(tz, progress, decisions, spill)
+    for reader in readers:
+        merged.absorb(reader)
+    return merged.raw(folder)
 
 
 def settle(raw: RawDump, keep: bool = False) -> Dump:
@@ -259,17 +277,16 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     and the tables come in that order (the filters keep it). `keep` keeps the line
     hashes and the ledger's repeats on the Dump, for a store.
 
-    `raw` is used up: each of its tables is let go as soon as its settled copy exists,
-    so that a read and its settled tables are never held whole at once.
+    `raw` is used up: its files on disk are gone once it is settled.
     """
     files = [replace(f, counts=dict(f.counts)) for f in raw.files]
     findings = list(raw.findings)
     dups = repeats(raw.keys)
-    tables = {event: without(raw.tables.pop(event), dups) for event in list(raw.tables)}
-    stamps, raw.stamps = without(raw.stamps, dups), raw.stamps.clear()
-    ledger, raw.ledger = raw.ledger, raw.ledger.clear()
-    tables["ledger"], ledger_dups = _dedup_ledger(ledger, files, findings)
-    del ledger
+    tables = {event: without(table, dups) for event, table in raw.tables.items()}
+    stamps = without(raw.stamps, dups)
+    tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger.collect(), files, findings)
+    if raw.folder is not None:
+        raw.folder.cleanup()
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
         .group_by("file_id")
@@ -561,23 +578,26 @@ class _Reader:
         self.rejects += other.rejects
         self.stacks += other.stacks
 
-    def raw(self) -> RawDump:
-        keys = _concat(self.keys) if self.keys else pl.DataFrame(schema=KEYS_SCHEMA)
-        tables: dict[str, pl.DataFrame] = {
-            event: _concat(parts) if parts else pl.DataFrame(schema=event_schema(event))
-            for event, parts in self.events.items()
-        }
+    def raw(self, folder: TemporaryDirectory[str] | None = None) -> RawDump:
+        tables = {event: _lazy(parts, event_schema(event)) for event, parts in self.events.items()}
         tables["engine_error"] = self._attach_stacks(tables["engine_error"])
-        ledger = _concat(self.ledger) if self.ledger else pl.DataFrame(schema=LEDGER_SCHEMA)
-        rejects = _concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        stamps = _concat(self.stamps) if self.stamps else pl.DataFrame(schema=STAMP_SCHEMA)
-        return RawDump(tables, ledger, keys, stamps, self.files, rejects, self.findings, self.tz)
+        return RawDump(
+            tables,
+            _lazy(self.ledger, LEDGER_SCHEMA),
+            _lazy(self.keys, KEYS_SCHEMA).collect(),
+            _lazy(self.stamps, STAMP_SCHEMA),
+            self.files,
+            _lazy(self.rejects, REJECT_SCHEMA).collect(),
+            self.findings,
+            self.tz,
+            folder,
+        )
 
-    def _attach_stacks(self, errors: pl.DataFrame) -> pl.DataFrame:
+    def _attach_stacks(self, errors: pl.LazyFrame) -> pl.LazyFrame:
         if not self.stacks:
             return errors
         stacks = (
-            _concat(self.stacks)
+            _lazy(self.stacks, {})
             .sort("file_id", "line")
             .group_by("file_id", "owner", maintain_order=True)
             .agg(pl.col("text").str.join("\n").alias("stack_lines"))
@@ -592,6 +612,12 @@ class _Reader:
 
 def _concat(parts: Kept) -> pl.DataFrame:
     return pl.concat(pl.read_ipc(p) if isinstance(p, Path) else p for p in parts)
+
+
+def _lazy(parts: Kept, schema: Mapping[str, DType]) -> pl.LazyFrame:
+    if not parts:
+        return pl.LazyFrame(schema=schema)
+    return pl.concat(pl.scan_ipc(p) if isinstance(p, Path) else p.lazy() for p in parts)
 
 
 def _dedup_ledger(
@@ -648,24 +674,17 @@ def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
 
 def _time_ranges(stamps: pl.DataFrame, ledger: pl.DataFrame, files: list[FileReport]) -> None:
     """Each file's time range and, where its records agree on one, their host."""
-    stamped = [
-        stamps.select("file_id", "ts", "host"),
-        ledger.select(
-            "file_id",
-            pl.col("changed_at").alias("ts"),
-            pl.lit(None, STAMP_SCHEMA["host"]).alias("host"),
-        ),
-    ]
-    ranges = (
-        pl.concat(stamped)
-        .group_by("file_id")
-        .agg(
-            pl.col("ts").min().alias("first"),
-            pl.col("ts").max().alias("last"),
-            pl.col("host").drop_nulls().unique().alias("hosts"),
-        )
+    logs = stamps.group_by("file_id").agg(
+        pl.col("ts").min().alias("first"),
+        pl.col("ts").max().alias("last"),
+        pl.col("host").drop_nulls().unique().alias("hosts"),
     )
-    for file_id, first, last, hosts in ranges.iter_rows():
+    exports = ledger.group_by("file_id").agg(
+        pl.col("changed_at").min().alias("first"),
+        pl.col("changed_at").max().alias("last"),
+        pl.lit([], pl.List(pl.String)).alias("hosts"),
+    )
+    for file_id, first, last, hosts in [*logs.iter_rows(), *exports.iter_rows()]:
         report = files[file_id]
         report.first, report.last = first, last
         # A JSON log names its host in every record; the file's name is only a fallback.
@@ -719,15 +738,14 @@ def _origin_key() -> pl.Expr:
     return pl.col("file_id").cast(pl.UInt64) * (1 << 32) + pl.col("line")
 
 
-def without(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+def without(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.DataFrame:
     """`frame` without the rows at `rows`' (file_id, line): a filter, cheaper than an
-    anti-join here (the rows are few, the frame large)."""
+    anti-join here (the rows are few, the frame large). A lazy frame is read filtered,
+    never whole and then again without its repeats."""
     if rows.height == 0:
-        return frame
+        return frame.lazy().collect()
     keys = rows.select(_origin_key()).to_series().implode()
-    gone = frame.select(_origin_key().is_in(keys)).to_series()
-    # Most tables hold none of the repeats: those are kept as they are, not copied.
-    return frame.filter(~gone) if gone.any() else frame
+    return frame.lazy().filter(~_origin_key().is_in(keys)).collect()
 
 
 def _overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:

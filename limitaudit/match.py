@@ -126,7 +126,9 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
     Records with a change_id are tied by it; the rest by a first pass on uncorrected
     times, which the tolerance (wider than any skew the contract allows) makes safe.
     """
-    changes = acts.filter(CHANGES).with_columns(pl.col("ts").alias("cts"))
+    changes = acts.filter(CHANGES).select(
+        "act_id", "host", "ts", pl.col("ts").alias("cts"), "user_id", "change_id", "limit_before"
+    )
     rows = ledger_rows(ledger)
     pairs = match_rows(rows, changes, tolerance_ms)
     tied = pairs.join(rows.select("row_id", "changed_at"), on="row_id").join(

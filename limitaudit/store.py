@@ -579,21 +579,22 @@ def merge(old: Dump, new: RawDump) -> Dump:
     new_ids = [at[f.source.name] for f in new.files]
     before = _unsettled(old)
 
-    def both(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
-        return pl.concat([_renumber(a, old_ids), _renumber(b, new_ids)])
+    def both(a: pl.DataFrame | pl.LazyFrame, b: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+        return pl.concat([_renumber(a.lazy(), old_ids), _renumber(b.lazy(), new_ids)])
 
     files = sorted([*before.files, *new.files], key=lambda f: at[f.source.name])
     raw = RawDump(
         tables={e: both(before.tables[e], new.tables[e]).sort(list(ORIGIN)) for e in EVENTS},
         ledger=both(before.ledger, new.ledger),
-        keys=both(before.keys, new.keys),
+        keys=both(before.keys, new.keys).collect(),
         stamps=both(before.stamps, new.stamps).sort(list(ORIGIN)),
         files=files,
-        rejects=both(before.rejects, new.rejects),
+        rejects=both(before.rejects, new.rejects).collect(),
         # Each file's own findings (it was empty, cut off, ...) in file order, as one
         # ingest would list them; ledger conflicts are found again by settle.
         findings=sorted([*before.findings, *new.findings], key=lambda f: at[f.file]),
         tz=old.tz,
+        folder=new.folder,
     )
     return settle(raw, keep=True)
 
@@ -622,10 +623,10 @@ def _unsettled(dump: Dump) -> RawDump:
         for f in dump.files
     ]
     return RawDump(
-        tables={e: dump.tables[e] for e in EVENTS},
-        ledger=pl.concat([dump.ledger, dump.ledger_repeats]),
+        tables={e: dump.tables[e].lazy() for e in EVENTS},
+        ledger=pl.concat([dump.ledger, dump.ledger_repeats]).lazy(),
         keys=dump.keys,
-        stamps=dump.stamps,
+        stamps=dump.stamps.lazy(),
         files=files,
         rejects=dump.rejects,
         findings=[f for f in dump.findings if f.kind != "ledger_conflict"],
@@ -633,6 +634,6 @@ def _unsettled(dump: Dump) -> RawDump:
     )
 
 
-def _renumber(frame: pl.DataFrame, ids: list[int]) -> pl.DataFrame:
+def _renumber(frame: pl.LazyFrame, ids: list[int]) -> pl.LazyFrame:
     mapping = pl.Series("ids", ids, dtype=pl.UInt32)
     return frame.with_columns(pl.lit(mapping).gather(pl.col("file_id")).alias("file_id"))

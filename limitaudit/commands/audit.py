@@ -227,7 +227,7 @@ def whole_dump_facts(
     return AuditFacts(
         options,
         host_offsets(dump, acts, options.tolerance_ms),
-        engine_silences(dump, _NO_OFFSETS),
+        engine_silences(dump),
         quoted_feed(quoted, dump.tables["feed_batch"]),
     )
 
@@ -249,9 +249,6 @@ def users_apart(dump: Dump) -> bool:
         .select((pl.col("user_id") > 1).any())
         .item()
     )
-
-
-_NO_OFFSETS = pl.DataFrame(schema={"host": pl.String, "offset_ms": pl.Int64})
 
 
 def _shifted(silences: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
@@ -369,8 +366,9 @@ def _unexplained(
     )
 
 
-def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
-    """Stretches where a risk-engine host wrote nothing: host, start, end.
+def engine_silences(dump: Dump) -> pl.DataFrame:
+    """Stretches where a risk-engine host wrote nothing: host, start, end, on the host's
+    own clock (an offset moves a silence but does not change it).
 
     A stretch counts when it is both long (SILENCE_MS) and far beyond that host's own
     rhythm (SILENCE_FACTOR times its median gap), so a quiet host in a small dump is
@@ -379,13 +377,11 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     engines = dump.stamped("host", where=pl.col("event") == "decision").unique()
     # Host stays categorical until the few silences are found: a string per record of
     # every engine host is most of what this would cost.
-    stamps = dump.stamped("host", "ts", where=pl.col("host").is_in(engines["host"].implode()))
-    host = stamps.schema["host"]
-    stamps = corrected(stamps, offsets.with_columns(pl.col("host").cast(host)))
     timeline = (
-        stamps.sort("host", "cts")
-        .with_columns(pl.col("cts").shift(-1).over("host").alias("next"))
-        .with_columns((pl.col("next") - pl.col("cts")).dt.total_milliseconds().alias("gap"))
+        dump.stamped("host", "ts", where=pl.col("host").is_in(engines["host"].implode()))
+        .sort("host", "ts")
+        .with_columns(pl.col("ts").shift(-1).over("host").alias("end"))
+        .with_columns((pl.col("end") - pl.col("ts")).dt.total_milliseconds().alias("gap"))
     )
     threshold = pl.max_horizontal(
         pl.lit(SILENCE_MS), pl.col("gap").median().over("host") * SILENCE_FACTOR
@@ -393,7 +389,7 @@ def engine_silences(dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
     return (
         as_text(
             timeline.filter(pl.col("gap") >= threshold).select(
-                "host", pl.col("cts").alias("start"), pl.col("next").alias("end")
+                "host", pl.col("ts").alias("start"), "end"
             )
         )
         .sort("host", "start")
