@@ -157,7 +157,11 @@ class Dump:
         tables["engine_error"] = self.tables["engine_error"].filter(
             mine | pl.col("trace_id").is_in(traces)
         )
-        users = pl.concat(self.tables[name].select("user_id") for name in USER_TABLES)
+        whole = self.tables
+
+        def users() -> pl.Series:
+            return pl.concat(whole[name].select("user_id") for name in USER_TABLES)["user_id"]
+
         return Dump(
             tables,
             self.files,
@@ -165,7 +169,7 @@ class Dump:
             self.findings,
             self.tz,
             None,
-            scope=Scope(user_id, facts, lambda: users["user_id"]),
+            scope=Scope(user_id, facts, users),
         )
 
     @property
