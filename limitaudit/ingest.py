@@ -364,7 +364,7 @@ class _Reader:
         """Make what the file's blocks kept one frame a kind, written to the reader's folder
         when it is large (a small one costs more to write than it fragments)."""
         for name, parts in self._kept():
-            frame = _concat(parts) if parts else None
+            frame = _lazy(parts, {}).collect() if parts else None
             if frame is None or frame.height == 0:
                 parts.clear()
             elif self.folder is None or frame.height < PARK_ROWS:
@@ -612,10 +612,6 @@ class _Reader:
             .with_columns(pl.coalesce("stack", "stack_lines").alias("stack"))
             .drop("stack_lines")
         )
-
-
-def _concat(parts: Kept) -> pl.DataFrame:
-    return pl.concat(pl.read_ipc(p) if isinstance(p, Path) else p for p in parts)
 
 
 def _lazy(parts: Kept, schema: Mapping[str, DType]) -> pl.LazyFrame:
