@@ -1,3 +1,5 @@
 from limitaudit.cli import main
 
-main()
+# Guarded: worker processes (ingest.read_files) start by importing the main module.
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.commands.trace import trace as run_trace
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.ingest import DEFAULT_TZ
+from limitaudit.ingest import DEFAULT_TZ, read_in_processes
 from limitaudit.progress import line_progress
 from limitaudit.render import render_result, write_audit_csv
 from limitaudit.status import ExitStatus
@@ -362,6 +362,8 @@ def _main(
 
 
 def main() -> None:
+    # The entry points guard their top-level code, as worker processes require.
+    read_in_processes()
     app()
 
 

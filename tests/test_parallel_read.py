@@ -1,4 +1,5 @@
-"""Reading files on several threads gives exactly what reading them one by one gives."""
+"""Reading files on several threads or in worker processes gives exactly what reading
+them one by one gives."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ from typer.testing import CliRunner
 
 import limitaudit.ingest as ingest_module
 from limitaudit.cli import app
-from limitaudit.ingest import ingest
+from limitaudit.discover import discover
+from limitaudit.ingest import Dump, ingest, read_files, settle
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs"
 
 
-def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    parallel = ingest([SAMPLE])
-    monkeypatch.setattr(ingest_module, "READ_THREADS", 1)
-    serial = ingest([SAMPLE])
+def _assert_same(parallel: Dump, serial: Dump) -> None:
     assert parallel.tables.keys() == serial.tables.keys()
     for name in serial.tables:
         assert_frame_equal(parallel.tables[name], serial.tables[name])
@@ -27,6 +26,21 @@ def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [f.counts for f in parallel.files] == [f.counts for f in serial.files]
     assert parallel.stamps is not None and serial.stamps is not None
     assert_frame_equal(parallel.stamps, serial.stamps)
+
+
+def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    parallel = ingest([SAMPLE])
+    monkeypatch.setattr(ingest_module, "READ_THREADS", 1)
+    _assert_same(parallel, ingest([SAMPLE]))
+
+
+def test_worker_processes_change_nothing() -> None:
+    """What the command line does with a large dump; the workers count lines for progress."""
+    sources = discover([SAMPLE])
+    counted: list[int] = []
+    apart = settle(read_files(sources, progress=counted.append, apart=True))
+    _assert_same(apart, settle(read_files(sources, apart=False)))
+    assert sum(counted) == sum(f.counts["lines"] for f in apart.files) > 0
 
 
 def test_audit_is_identical_between_runs_and_on_a_store(tmp_path: Path) -> None:
