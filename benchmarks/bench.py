@@ -7,7 +7,10 @@
 For each size, `limitaudit synth` writes a dump (with its dirt) and a clean twin (--clean,
 same users and seed) into --work; they are kept there and reused by later runs. Then each
 step runs in its own child process, and its wall time (process start included) and peak
-RSS (the child's own, from os.wait4) are taken:
+RSS are taken. limitaudit reads a large dump in worker processes, so the peak is that of
+the whole process tree: the RSS of the child and all its descendants, summed every 50 ms
+from /proc (the tree is looked up every half second, which costs about 1% of a core), or
+the child's own peak from os.wait4 where that is higher:
 
   - limitaudit scan DUMP --format json: the dump's line count (totals.lines), which every
     lines/s figure uses;
@@ -50,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -172,11 +176,11 @@ def parse_floor(directory: Path) -> int:
 @dataclass(frozen=True)
 class Measurement:
     wall: float  # seconds, process start to exit
-    rss: float  # peak RSS of the child, MiB
+    rss: float  # peak RSS of the child's process tree, MiB
 
 
 def measure(argv: list[str], stdout: Path | None = None) -> tuple[Measurement, str]:
-    """Run one child process; its wall time, its own peak RSS and its stdout.
+    """Run one child process; its wall time, its process tree's peak RSS and its stdout.
 
     With stdout, the output goes to that file and "" is returned in its place.
     """
@@ -184,8 +188,11 @@ def measure(argv: list[str], stdout: Path | None = None) -> tuple[Measurement, s
         out = stack.enter_context(stdout.open("wb")) if stdout else tmp
         start = time.perf_counter()
         child = subprocess.Popen(argv, stdout=out, stderr=err)
+        sampler = TreeRss(child.pid)
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
+        sampler.stop()
         code = os.waitstatus_to_exitcode(status)
         child.returncode = code
         if code != 0:
@@ -193,7 +200,52 @@ def measure(argv: list[str], stdout: Path | None = None) -> tuple[Measurement, s
             tail = err.read().decode("utf-8", errors="replace")[-3000:]
             raise StepFailed(f"`{shlex.join(argv)}` exited with {code}:\n{tail}")
         tmp.seek(0)
-        return Measurement(wall, usage.ru_maxrss / 1024), tmp.read().decode()
+        peak = max(usage.ru_maxrss / 1024, sampler.peak / 2**20)
+        return Measurement(wall, peak), tmp.read().decode()
+
+
+class TreeRss(threading.Thread):
+    """The largest sum of RSS over a process and its descendants, sampled from /proc."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, pid: int, every: float = 0.05, lookup: int = 10) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.lookup, self.peak = pid, every, lookup, 0
+        self.done = threading.Event()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+    def run(self) -> None:
+        tree, ticks = [self.pid], 0
+        while not self.done.wait(self.every):
+            if ticks % self.lookup == 0:
+                tree = self._tree()
+            ticks += 1
+            self.peak = max(self.peak, sum(self._rss(p) for p in tree))
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+        tree = [self.pid]
+        for pid in tree:
+            tree += children.get(pid, [])
+        return tree
+
+    def _rss(self, pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self.PAGE
+        except (OSError, IndexError):
+            return 0
 
 
 def progress(message: str) -> None:
