@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -122,9 +123,10 @@ class Dump:
     rejects: pl.DataFrame  # file_id, line, reason, text
     findings: list[Finding]
     tz: str
-    # STAMP_SCHEMA, one row per record (repeats settled); None when not read (a store
-    # read whose audit facts are kept needs none).
-    stamps: pl.DataFrame | None
+    # STAMP_SCHEMA, one row per record (repeats settled), lazy: a dump read from its files
+    # leaves them on disk, one stamp a line being what would grow with the dump. None when
+    # not read (a store read whose audit facts are kept needs none).
+    stamps: pl.LazyFrame | None
     # The hashes of every record line (KEYS_SCHEMA) and the ledger's repeated rows: what a
     # store keeps so that files ingested later are deduplicated against these. Only kept
     # when asked (settle(keep=True)): the hashes take some 20 bytes a record.
@@ -140,10 +142,10 @@ class Dump:
         if not any(f.source.kind not in ("other", "empty") for f in self.files):
             raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
 
-    def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.DataFrame:
-        """Those `columns` of the stamps `where` holds. Host, event and batch are still
-        categorical: aggregate before making them strings (`as_text`), which is most of
-        what a stamp costs."""
+    def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.LazyFrame:
+        """Those `columns` of the stamps `where` holds, to aggregate before collecting.
+        Host, event and batch are categorical: make them strings (`as_text`) after
+        aggregating, a string a record being most of what a stamp costs."""
         if self.stamps is None:
             raise ValueError("this dump was read without its record stamps")
         rows = self.stamps if where is None else self.stamps.filter(where)
@@ -231,7 +233,7 @@ class RawDump:
 
     tables: dict[str, pl.LazyFrame]  # event tables, repeats included, stack traces attached
     ledger: pl.LazyFrame  # every ledger row, repeats included
-    keys: pl.DataFrame  # KEYS_SCHEMA, for every record line of a known or unknown event
+    keys: pl.LazyFrame  # KEYS_SCHEMA, for every record line of a known or unknown event
     stamps: pl.LazyFrame  # STAMP_SCHEMA, for every record line of a known event
     files: list[FileReport]  # counts before duplicates; host as the header or name gives it
     rejects: pl.DataFrame  # REJECT_SCHEMA
@@ -375,16 +377,14 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     and the tables come in that order (the filters keep it). `keep` keeps the line
     hashes and the ledger's repeats on the Dump, for a store.
 
-    `raw` is used up: its files on disk are gone once it is settled.
+    `raw` is used up: the Dump takes its folder on disk, from which the stamps are read.
     """
     files = [replace(f, counts=dict(f.counts)) for f in raw.files]
     findings = list(raw.findings)
     dups = repeats(raw.keys)
     tables = {event: without(table, dups) for event, table in raw.tables.items()}
-    stamps = without(raw.stamps, dups)
+    stamps = _left_out(raw.stamps, dups)
     tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger.collect(), files, findings)
-    if raw.folder is not None:
-        raw.folder.cleanup()
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
         .group_by("file_id")
@@ -393,20 +393,24 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     ):
         files[file_id].counts["duplicates"] = n
         files[file_id].counts["records"] -= n
-    ignored = raw.keys.filter("ignored").join(dups, on=list(ORIGIN), how="anti")
+    ignored = raw.keys.filter("ignored").join(dups.lazy(), on=list(ORIGIN), how="anti").collect()
     for file_id, n in ignored.group_by("file_id").len().iter_rows():
         files[file_id].counts["ignored"] = n
     _time_ranges(stamps, tables["ledger"], files)
-    return Dump(
+    dump = Dump(
         tables,
         files,
         raw.rejects.sort("file_id", "line"),
         findings,
         raw.tz,
         stamps,
-        keys=raw.keys if keep else None,
+        keys=raw.keys.collect() if keep else None,
         ledger_repeats=ledger_dups if keep else None,
     )
+    if raw.folder is not None:
+        # The stamps are read from there: it goes when the Dump goes (or the program ends).
+        weakref.finalize(dump, raw.folder.cleanup)
+    return dump
 
 
 class _Reader:
@@ -682,7 +686,7 @@ class _Reader:
         return RawDump(
             tables,
             _lazy(self.ledger, LEDGER_SCHEMA),
-            _lazy(self.keys, KEYS_SCHEMA).collect(),
+            _lazy(self.keys, KEYS_SCHEMA),
             _lazy(self.stamps, STAMP_SCHEMA),
             self.files,
             _lazy(self.rejects, REJECT_SCHEMA).collect(),
@@ -766,12 +770,16 @@ def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
     ).cast(STAMP_SCHEMA)  # type: ignore[arg-type]
 
 
-def _time_ranges(stamps: pl.DataFrame, ledger: pl.DataFrame, files: list[FileReport]) -> None:
+def _time_ranges(stamps: pl.LazyFrame, ledger: pl.DataFrame, files: list[FileReport]) -> None:
     """Each file's time range and, where its records agree on one, their host."""
-    logs = stamps.group_by("file_id").agg(
-        pl.col("ts").min().alias("first"),
-        pl.col("ts").max().alias("last"),
-        pl.col("host").drop_nulls().unique().alias("hosts"),
+    logs = (
+        stamps.group_by("file_id")
+        .agg(
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("host").drop_nulls().unique().alias("hosts"),
+        )
+        .collect(engine="streaming")
     )
     exports = ledger.group_by("file_id").agg(
         pl.col("changed_at").min().alias("first"),
@@ -814,17 +822,28 @@ def _pre_reason(outcome: ReadOutcome) -> pl.Expr:
     )
 
 
-def repeats(keys: pl.DataFrame) -> pl.DataFrame:
+# Repeats are looked for among this many line hashes at a time (see repeats).
+REPEAT_ROWS = 4_000_000
+
+
+def repeats(keys: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Exact repeats of a record line anywhere in the dump; the first one stays.
 
     Nearly every line is unique: only those whose first hash repeats are sorted and
     compared on both (a whole-dump sort and struct comparison took half a GiB at 3M lines).
-    The repeated first hashes are found by sorting them alone: `is_duplicated`'s hash
-    table took 200 MB at 2.6 million lines, the sort 30.
+    The repeated first hashes are found by sorting them, a slice of the hash range at a
+    time, so that no more than REPEAT_ROWS of them are in memory whatever the dump's
+    size (`is_duplicated`'s hash table took 200 MB at 2.6 million lines, the sort 30).
     """
-    h1 = keys["h1"].sort()
-    repeated = h1.filter(h1 == h1.shift(1)).unique()
-    maybe = keys.filter(pl.col("h1").is_in(repeated.implode())).sort(list(ORIGIN))
+    keys = keys.lazy()
+    slices = -(-keys.select(pl.len()).collect().item() // REPEAT_ROWS)
+    repeated = [pl.Series("h1", [], pl.UInt64)]
+    for part in range(slices):
+        h1 = keys.filter(pl.col("h1") % slices == part).select("h1").collect()["h1"].sort()
+        repeated.append(h1.filter(h1 == h1.shift(1)).unique())
+    maybe = (
+        keys.filter(pl.col("h1").is_in(pl.concat(repeated).implode())).collect().sort(list(ORIGIN))
+    )
     return maybe.filter(~pl.struct("h1", "h2").is_first_distinct()).select(list(ORIGIN))
 
 
@@ -836,10 +855,14 @@ def without(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.DataFr
     """`frame` without the rows at `rows`' (file_id, line): a filter, cheaper than an
     anti-join here (the rows are few, the frame large). A lazy frame is read filtered,
     never whole and then again without its repeats."""
+    return _left_out(frame, rows).collect()
+
+
+def _left_out(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.LazyFrame:
     if rows.height == 0:
-        return frame.lazy().collect()
+        return frame.lazy()
     keys = rows.select(_origin_key()).to_series().implode()
-    return frame.lazy().filter(~_origin_key().is_in(keys)).collect()
+    return frame.lazy().filter(~_origin_key().is_in(keys))
 
 
 def _overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:

@@ -176,5 +176,6 @@ def host_offsets(dump: Dump, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFr
         dump.stamped("host", "batch", "ts", where=quoting)
         .group_by("host", "batch")
         .agg(pl.col("ts").min(), pl.len().alias("quotes"))
+        .collect(engine="streaming")
     )
     return quote_offsets(quotes, dump.tables["feed_batch"], by_ledger, tolerance_ms)

@@ -268,7 +268,7 @@ def write_store(
         _write(dump.tables[name], tmp / f"{name}.parquet")
     _write(dump.ledger_repeats, tmp / "ledger_repeats.parquet")
     _write(dump.keys, tmp / "keys.parquet")
-    _write(dump.stamps, tmp / "stamps.parquet")
+    _write(dump.stamps.collect(), tmp / "stamps.parquet")
     _write(dump.rejects, tmp / "rejects.parquet")
     facts = _facts(dump)
     if facts is not None:
@@ -484,7 +484,8 @@ def _open(
         facts = _read_facts(data, manifest)
     stamps = None
     if user_id is None and (facts is None or keys):
-        stamps = pl.read_parquet(data / "stamps.parquet")
+        # Read now, not scanned: an ingest may take this generation away (see open_store).
+        stamps = pl.read_parquet(data / "stamps.parquet").lazy()
     dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
     if keys:
         dump.keys = pl.read_parquet(data / "keys.parquet")
@@ -586,7 +587,7 @@ def merge(old: Dump, new: RawDump) -> Dump:
     raw = RawDump(
         tables={e: both(before.tables[e], new.tables[e]).sort(list(ORIGIN)) for e in EVENTS},
         ledger=both(before.ledger, new.ledger),
-        keys=both(before.keys, new.keys).collect(),
+        keys=both(before.keys, new.keys),
         stamps=both(before.stamps, new.stamps).sort(list(ORIGIN)),
         files=files,
         rejects=both(before.rejects, new.rejects).collect(),
@@ -625,8 +626,8 @@ def _unsettled(dump: Dump) -> RawDump:
     return RawDump(
         tables={e: dump.tables[e].lazy() for e in EVENTS},
         ledger=pl.concat([dump.ledger, dump.ledger_repeats]).lazy(),
-        keys=dump.keys,
-        stamps=dump.stamps.lazy(),
+        keys=dump.keys.lazy(),
+        stamps=dump.stamps,
         files=files,
         rejects=dump.rejects,
         findings=[f for f in dump.findings if f.kind != "ledger_conflict"],

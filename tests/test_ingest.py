@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
+from limitaudit import ingest as ingest_module
 from limitaudit import lines as lines_module
 from limitaudit.errors import DumpError
 from limitaudit.ingest import Finding
@@ -651,7 +652,12 @@ def test_crlf_and_blank_lines(dump_dir: Path) -> None:
     assert_counts(report(dump, "le-01/a.log"), lines=5, records=2, blank=3)
 
 
-def test_exact_duplicates_within_and_across_files(dump_dir: Path) -> None:
+@pytest.mark.parametrize("slice_rows", [4_000_000, 1])
+def test_exact_duplicates_within_and_across_files(
+    dump_dir: Path, slice_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Repeats are looked for a slice of the hashes at a time; one hash a slice is the most.
+    monkeypatch.setattr(ingest_module, "REPEAT_ROWS", slice_rows)
     one, two, three = (decision(user_id=str(i)) for i in (1, 2, 3))
     heartbeat = json_record("heartbeat")
     write(dump_dir, "le-01/a.log", [one, two, one, heartbeat])

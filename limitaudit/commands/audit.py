@@ -18,6 +18,7 @@ from limitaudit.match import (
     match_rows,
 )
 from limitaudit.replay import chain_breaks, ordered_ledger, zeroings
+from limitaudit.schema import Time
 from limitaudit.timefmt import iso_expr
 
 CAUSES = [
@@ -223,7 +224,9 @@ def whole_dump_facts(
     what lets one user be audited alone (`Dump.for_user`) as the whole dump would audit it."""
     acts = _actions(dump, options) if acts is None else acts
     quoting = (pl.col("event") == "decision") & pl.col("batch").is_not_null()
-    quoted = as_text(dump.stamped("batch", where=quoting).unique())["batch"]
+    quoted = as_text(dump.stamped("batch", where=quoting).unique().collect(engine="streaming"))[
+        "batch"
+    ]
     return AuditFacts(
         options,
         host_offsets(dump, acts, options.tolerance_ms),
@@ -374,28 +377,36 @@ def engine_silences(dump: Dump) -> pl.DataFrame:
     rhythm (SILENCE_FACTOR times its median gap), so a quiet host in a small dump is
     not taken for a dead one.
     """
-    engines = dump.stamped("host", where=pl.col("event") == "decision").unique()
-    # Host stays categorical until the few silences are found: a string per record of
-    # every engine host is most of what this would cost.
-    timeline = (
-        dump.stamped("host", "ts", where=pl.col("host").is_in(engines["host"].implode()))
-        .sort("host", "ts")
-        .with_columns(pl.col("ts").shift(-1).over("host").alias("end"))
-        .with_columns((pl.col("end") - pl.col("ts")).dt.total_milliseconds().alias("gap"))
+    engines = (
+        dump.stamped("host", where=pl.col("event") == "decision")
+        .unique()
+        .collect(engine="streaming")
+        .drop_nulls()
     )
-    threshold = pl.max_horizontal(
-        pl.lit(SILENCE_MS), pl.col("gap").median().over("host") * SILENCE_FACTOR
-    )
+    # A host at a time: finding gaps sorts a host's times, and every engine host's times
+    # at once grow with the dump.
+    found = [_silences(dump, host) for host in as_text(engines).sort("host")["host"]]
     return (
-        as_text(
-            timeline.filter(pl.col("gap") >= threshold).select(
-                "host", pl.col("ts").alias("start"), "end"
-            )
-        )
-        .sort("host", "start")
+        pl.concat([pl.DataFrame(schema=SILENCE_SCHEMA), *found])
         # pl.format over a filtered, multi-chunk string column panics in Polars 2.1
         # ("assertion failed: i < self.len()"); one chunk avoids it.
         .rechunk()
+    )
+
+
+SILENCE_SCHEMA = pl.Schema({"host": pl.String(), "start": Time, "end": Time})
+
+
+def _silences(dump: Dump, host: str) -> pl.DataFrame:
+    times = dump.stamped("ts", where=pl.col("host") == host).collect().sort("ts")
+    gaps = times.select(
+        pl.lit(host).alias("host"),
+        pl.col("ts").alias("start"),
+        pl.col("ts").shift(-1).alias("end"),
+    ).with_columns((pl.col("end") - pl.col("start")).dt.total_milliseconds().alias("gap"))
+    threshold = pl.max_horizontal(pl.lit(SILENCE_MS), pl.col("gap").median() * SILENCE_FACTOR)
+    return (
+        gaps.filter(pl.col("gap") >= threshold).select(SILENCE_SCHEMA.keys()).cast(SILENCE_SCHEMA)
     )
 
 
