@@ -154,7 +154,19 @@ class Dump:
     def for_user(self, user_id: str, facts: AuditFacts) -> Dump:
         """This dump as a store's one-user read holds it (see Scope): what an audit of that
         user reads, so that it does none of the work of every other user."""
-        mine = pl.col("user_id") == user_id
+        whole = self.tables
+
+        def users() -> pl.Series:
+            return pl.concat(whole[name].select("user_id") for name in USER_TABLES)["user_id"]
+
+        one = self.only(pl.col("user_id") == user_id, facts)
+        one.scope = Scope(user_id, facts, users)
+        return one
+
+    def only(self, mine: pl.Expr, facts: AuditFacts) -> Dump:
+        """The rows of the users `mine` holds, with the facts of the whole dump: the
+        per-user tables filtered, engine errors those users' or sharing a trace_id with
+        their decisions, the other tables whole; no rejects, no stamps."""
         tables = {
             name: table.filter(mine) if name in USER_TABLES else table
             for name, table in self.tables.items()
@@ -163,19 +175,8 @@ class Dump:
         tables["engine_error"] = self.tables["engine_error"].filter(
             mine | pl.col("trace_id").is_in(traces)
         )
-        whole = self.tables
-
-        def users() -> pl.Series:
-            return pl.concat(whole[name].select("user_id") for name in USER_TABLES)["user_id"]
-
         return Dump(
-            tables,
-            self.files,
-            self.rejects.clear(),
-            self.findings,
-            self.tz,
-            None,
-            scope=Scope(user_id, facts, users),
+            tables, self.files, self.rejects.clear(), self.findings, self.tz, None, facts=facts
         )
 
     @property

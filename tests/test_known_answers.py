@@ -19,6 +19,7 @@ import pytest
 import zstandard
 from polars.testing import assert_frame_equal
 
+from limitaudit.commands import audit as audit_module
 from limitaudit.commands.audit import AuditOptions, audit, decisions_needed
 from limitaudit.commands.scan import summarise
 from limitaudit.ingest import ingest
@@ -160,3 +161,22 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
     assert summarise(whole).to_data() == summarise(ingest([dump_dir], decisions=CHANGES)).to_data()
+
+
+def test_users_attributed_in_shares_audit_as_all_at_once(
+    world: tuple[Path, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large dump's users are attributed a share at a time (PART_ROWS): the same answers,
+    in the same order, as attributing them all at once."""
+    dump_dir, _, seed = world
+    dump = ingest([dump_dir])
+    options = AuditOptions()
+    at_once = audit(dump, options)
+    monkeypatch.setattr(audit_module, "PART_ROWS", 97)  # a dozen shares or more
+    in_shares = audit(dump, options)
+    assert at_once.facts is not None
+    assert len(list(audit_module._shares(dump, at_once.facts))) > 10, f"seed {seed}"
+    assert_frame_equal(in_shares.zeroings, at_once.zeroings)
+    assert in_shares.findings == at_once.findings
+    assert in_shares.finding_counts == at_once.finding_counts
+    assert_frame_equal(in_shares.offsets, at_once.offsets)

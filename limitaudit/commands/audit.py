@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,22 +148,58 @@ def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Ex
     return needed if user_id is None else needed | (pl.col("user_id") == user_id)
 
 
+# Users are attributed a share at a time, each share holding about this many of the
+# decisions an audit keeps: what attribution builds for a zeroing (matches, rules,
+# evidence) is several times the zeroing, and would otherwise grow with the whole dump.
+PART_ROWS = 1_000_000
+
+
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     dump.require_readable()
-    tol = options.tolerance_ms
     names = dump.file_names()
-    ledger = ordered_ledger(dump)
-    zero = zeroings(ledger, options.below_fen).with_row_index("zid")
-    acts = _actions(dump, options)
     # A one-user read holds too little to estimate what needs every user: it comes with them.
     known = dump.scope.facts if dump.scope else dump.facts
     facts = (
-        known
-        if known is not None and known.options == options
-        else whole_dump_facts(dump, options, acts)
+        known if known is not None and known.options == options else whole_dump_facts(dump, options)
     )
+    shares = [_attribute(share, options, facts, names) for share in _shares(dump, facts)]
+    # A user's rows are all in one share, in the order one audit of them all would give.
+    out = pl.concat([s[0] for s in shares]).sort("zeroed_at", "user_id", maintain_order=True)
+    breaks = pl.concat([s[1] for s in shares])
+    gaps = pl.concat([s[2] for s in shares])
+    findings = _findings(dump, breaks, gaps, names)
+    counts = dict.fromkeys(FINDING_KINDS, 0)
+    for f in findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    counts["rejected"] = dump.rejects.height
+    accounting = {
+        c: sum(f.counts[c] for f in dump.files)
+        for c in ("lines", "records", "duplicates", "rejected")
+    }
+    return AuditResult(out, findings, facts.offsets, accounting, options, counts, facts)
+
+
+def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
+    """The dump as shares of its users (see PART_ROWS), one at a time; whole when small,
+    or when users are not apart (a change_id naming two users ties them together)."""
+    shares = -(-dump.tables["decision"].height // PART_ROWS)
+    if dump.scope is not None or shares <= 1 or not users_apart(dump):
+        yield dump
+        return
+    share = pl.col("user_id").hash() % shares
+    for part in range(shares):
+        yield dump.only(share == part, facts)
+
+
+def _attribute(
+    dump: Dump, options: AuditOptions, facts: AuditFacts, names: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The dump's zeroings attributed (CSV_COLUMNS), its ledger's chain breaks and gaps."""
+    tol = options.tolerance_ms
+    ledger = ordered_ledger(dump)
+    zero = zeroings(ledger, options.below_fen).with_row_index("zid")
     offsets = facts.offsets
-    acts = corrected(acts, offsets)
+    acts = corrected(_actions(dump, options), offsets)
     zero_acts = acts.filter(pl.col("limit_after") <= options.below_fen)
     rows = zero.select(
         pl.col("zid").alias("row_id"), "user_id", "change_id", "changed_at", "limit_before"
@@ -195,20 +232,8 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     manual = _manual(zero, dump)
     unexplained = _unexplained(zero, acts, _shifted(facts.silences, offsets), tol, names)
     out = pl.concat([decided, manual, unexplained], how="diagonal_relaxed")
-    out = _with_notices(out, dump, offsets)
-    out = _finish(out, names)
-    breaks = chain_breaks(ledger)
-    gaps = ledger_gaps(dump.ledger, acts, tol)
-    findings = _findings(dump, breaks, gaps, names)
-    counts = dict.fromkeys(FINDING_KINDS, 0)
-    for f in findings:
-        counts[f.kind] = counts.get(f.kind, 0) + 1
-    counts["rejected"] = dump.rejects.height
-    accounting = {
-        c: sum(f.counts[c] for f in dump.files)
-        for c in ("lines", "records", "duplicates", "rejected")
-    }
-    return AuditResult(out, findings, offsets, accounting, options, counts, facts)
+    out = _finish(_with_notices(out, dump, offsets), names)
+    return out, chain_breaks(ledger), ledger_gaps(dump.ledger, acts, tol)
 
 
 def _actions(dump: Dump, options: AuditOptions) -> pl.DataFrame:
@@ -217,12 +242,10 @@ def _actions(dump: Dump, options: AuditOptions) -> pl.DataFrame:
     return actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
 
 
-def whole_dump_facts(
-    dump: Dump, options: AuditOptions, acts: pl.DataFrame | None = None
-) -> AuditFacts:
+def whole_dump_facts(dump: Dump, options: AuditOptions) -> AuditFacts:
     """What an audit needs from the whole dump (AuditFacts), without attributing a zeroing:
     what lets one user be audited alone (`Dump.for_user`) as the whole dump would audit it."""
-    acts = _actions(dump, options) if acts is None else acts
+    acts = _actions(dump, options)
     quoting = (pl.col("event") == "decision") & pl.col("batch").is_not_null()
     quoted = as_text(dump.stamped("batch", where=quoting).unique().collect(engine="streaming"))[
         "batch"
@@ -467,7 +490,7 @@ def _finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
     )
     evidence = pl.concat_str(head, pl.col("why"), separator="; ", ignore_nulls=True)
     return (
-        out.sort("changed_at", "user_id")
+        out.sort("changed_at", "user_id", maintain_order=True)
         .select(
             "user_id",
             iso_expr("changed_at").alias("zeroed_at"),
@@ -510,7 +533,7 @@ def _findings(
         on="prev_file_id",
         how="left",
     )
-    for r in named.sort("changed_at", "user_id").iter_rows(named=True):
+    for r in named.sort("changed_at", "user_id", maintain_order=True).iter_rows(named=True):
         findings.append(
             Finding(
                 "chain_break",
@@ -520,7 +543,11 @@ def _findings(
                 f"({r['prev_change_id']}) left {_yuan(r['prev_after'])}: rows are missing between",
             )
         )
-    for r in gaps.join(names, on="file_id", how="left").sort("ts", "user_id").iter_rows(named=True):
+    for r in (
+        gaps.join(names, on="file_id", how="left")
+        .sort("ts", "user_id", maintain_order=True)
+        .iter_rows(named=True)
+    ):
         findings.append(
             Finding(
                 "ledger_gap",
