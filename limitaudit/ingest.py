@@ -7,13 +7,12 @@ Records are typed rows in a table (unknown events are records too, counted as
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -318,6 +317,11 @@ def _read_apart(jobs: list[Job], progress: Progress | None) -> list[_Reader]:
     """Each file read in a worker process; what it keeps comes back as its reader (the
     large frames as files in the shared folder). Workers count lines in a shared
     counter, which a thread here hands to `progress`."""
+    # Imported here: they take some 30 ms, and `trace` on a store has a second in all.
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
+
     context = multiprocessing.get_context("spawn")
     lines = context.Value("q", 0) if progress else None
     done = threading.Event()
@@ -345,6 +349,10 @@ def _read_apart(jobs: list[Job], progress: Progress | None) -> list[_Reader]:
             initargs=(lines,),
         ) as pool:
             return list(pool.map(_read_in_worker, jobs))
+    except BrokenProcessPool as exc:
+        raise DumpError(
+            "a process reading the dump ended without finishing (killed, or out of memory)"
+        ) from exc
     finally:
         done.set()
         if watcher:

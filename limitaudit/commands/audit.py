@@ -151,7 +151,7 @@ def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Ex
 # Users are attributed a share at a time, each share holding about this many of the
 # decisions an audit keeps: what attribution builds for a zeroing (matches, rules,
 # evidence) is several times the zeroing, and would otherwise grow with the whole dump.
-PART_ROWS = 1_000_000
+PART_ROWS = 250_000
 
 
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
