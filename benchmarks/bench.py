@@ -638,7 +638,8 @@ def header(command: str) -> list[str]:
         f"- Python {platform.python_version()}, Polars {version('polars')}, "
         f"Typer {version('typer')}, limitaudit {commit()}",
         f"- command: `{command}`",
-        "- each step is its own process: wall time includes its start; peak RSS is its own. "
+        "- each step is its own process: wall time includes its start; peak RSS is that of its "
+        "whole process tree (its own and its worker processes', summed from /proc every 50 ms). "
         "lines/s divides the dump's line count (`scan` totals.lines) by the wall time; "
         "x floor = the floor's lines/s ÷ the step's. The dump's files are read once before "
         "the steps, so the page cache holds them where memory allows. The package is "
