@@ -588,7 +588,8 @@ def merge(old: Dump, new: RawDump) -> Dump:
         tables={e: both(before.tables[e], new.tables[e]).sort(list(ORIGIN)) for e in EVENTS},
         ledger=both(before.ledger, new.ledger),
         keys=both(before.keys, new.keys),
-        stamps=both(before.stamps, new.stamps).sort(list(ORIGIN)),
+        # Sorted once here: a lazy sort would run again for every aggregate of the stamps.
+        stamps=both(before.stamps, new.stamps).sort(list(ORIGIN)).collect().lazy(),
         files=files,
         rejects=both(before.rejects, new.rejects).collect(),
         # Each file's own findings (it was empty, cut off, ...) in file order, as one
