@@ -265,7 +265,7 @@ def _misshapen(doc: pl.Series, dtype: pl.DataType) -> pl.Series:
     return doc.to_frame("doc").select(pl.any_horizontal(checks)).to_series()
 
 
-def _hashes() -> list[pl.Expr]:
+def hashes() -> list[pl.Expr]:
     # Two independent 64-bit hashes of the line: the exact-repeat key for duplicates.
     return [
         pl.col("text").hash(seed=7).alias("h1"),
@@ -305,7 +305,7 @@ def _parse_json(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("@timestamp").alias("ts_text"),
         pl.lit(False).alias("text_time"),
         pl.col("text").str.contains(r'"credit_score"\s*:').alias("credit_score_present"),
-        *_hashes(),
+        *hashes(),
     )
     return _finish(good), bad
 
@@ -330,7 +330,7 @@ def _parse_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.when(pl.col("trace_id").str.strip_chars() != "").then(pl.col("trace_id")),
         pl.col("msg").str.contains(r"(?:^|\s)credit_score=").alias("credit_score_present"),
         _text_rules(pl.col("rules")),
-        *_hashes(),
+        *hashes(),
     )
     # A text value of null is null.
     fields = [*EVENT_FIELDS, *INPUT_FIELDS]

@@ -24,6 +24,7 @@ from limitaudit.commands.audit import AuditOptions, audit, decisions_needed
 from limitaudit.commands.scan import summarise
 from limitaudit.ingest import ingest
 from limitaudit.match import CHANGES
+from limitaudit.schema import ORIGIN
 from limitaudit.synth import SynthOptions, generate
 
 REJECTED_KINDS = {
@@ -153,7 +154,8 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     whole = ingest([dump_dir])
     lean = ingest([dump_dir], decisions=decisions_needed(options))
     assert lean.tables["decision"].height < whole.tables["decision"].height
-    assert_frame_equal(whole.stamps, lean.stamps)
+    # A lean read skims the decisions it leaves out: their stamps come in another order.
+    assert_frame_equal(whole.stamps.sort(list(ORIGIN)), lean.stamps.sort(list(ORIGIN)))
     known = sum(f.counts["records"] - f.counts["ignored"] for f in whole.files)
     assert whole.stamps.collect().height == known - whole.ledger.height, f"seed {seed}"
     want, got = audit(whole, options), audit(lean, options)
