@@ -6,6 +6,8 @@ line says what was wrong with it; no value is silently turned into a null.
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from limitaudit.schema import (
@@ -140,6 +142,19 @@ def _set_aside(
 
 def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed table for one event kind, and its rejects (file_id, line, reason)."""
+    values, gates, problem = _typing(event)
+    good, rejects = _set_aside(raw, gates, problem)
+    schema = event_schema(event)
+    good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
+    if "stack" in schema and "stack" not in good.columns:
+        good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
+    return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
+
+
+# Built once an event: building them took as long as running them on a block of records.
+@functools.cache
+def _typing(event: str) -> tuple[list[pl.Expr], list[tuple[str, pl.Expr, pl.Expr]], pl.Expr]:
+    """(typed values, gates, the first problem) of an event kind (see _set_aside)."""
     fields = EVENTS[event]
     checks: list[tuple[str, pl.Expr, pl.Expr]] = []
     values: list[pl.Expr] = []
@@ -160,12 +175,7 @@ def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFram
         *((n, pl.col(n).is_null(), pl.lit("")) for n in REQUIRED[event]),
         *((n, raw_.is_not_null(), problem_) for n, raw_, problem_ in checks),
     ]
-    good, rejects = _set_aside(raw, gates, problem)
-    schema = event_schema(event)
-    good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
-    if "stack" in schema and "stack" not in good.columns:
-        good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
-    return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
+    return values, gates, problem
 
 
 def _typed_rules() -> tuple[pl.Expr, pl.Expr, pl.Expr]:
