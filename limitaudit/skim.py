@@ -181,7 +181,8 @@ def _json_value(name: str) -> str:
 
 
 def _json_text(name: str) -> str:
-    return rf'"{name}"{_SP}:{_SP}"([^"]*)"'
+    # A null matches too: the full decode takes a repeated key's first value, null or not.
+    return rf'"{name}"{_SP}:{_SP}(?:"([^"]*)"|null)'
 
 
 # -- logback ----------------------------------------------------------------------------

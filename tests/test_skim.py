@@ -92,6 +92,23 @@ def test_what_the_full_path_must_judge_is_not_skimmed(tmp_path: Path, line: str)
     assert _check(tmp_path, [line]).height == 0
 
 
+def test_a_repeated_key_reads_as_its_first_value(tmp_path: Path) -> None:
+    """The full decode takes a key's first value, null or not: so does the skim."""
+    line = (
+        '{"@timestamp":null,"@timestamp":"2026-03-14T10:12:03.481+08:00",'
+        '"host":null,"host":"le-09","event":"decision","user_id":"2088102000000123",'
+        '"limit_before":10,"limit_after":10,"limit_after":0,'
+        '"inputs":{"bureau_batch":null,"bureau_batch":"cb-1"}}'
+    )
+    changes = '"limit_after":10,"limit_after":0'
+    kept_first = line.replace(changes, '"limit_after":0,"limit_after":10')
+    timed = line.replace('"@timestamp":null,', "")
+    skimmed = _check(tmp_path, [line, kept_first, timed])
+    assert skimmed["line"].to_list() == [3]
+    assert skimmed["host"].to_list() == [HOST]
+    assert skimmed["bureau_batch"].to_list() == [None]
+
+
 def test_a_read_that_keeps_a_user_skims_the_others(tmp_path: Path) -> None:
     other = "2088102000000999"
     lines = [
