@@ -123,24 +123,31 @@ def classify(block: pl.DataFrame, record_above: bool) -> pl.DataFrame:
     (undecodable bytes, the cut-off tail of a truncated file).
     """
     text = pl.col("text")
-    stripped = text.str.strip_chars()
-    is_json = stripped.str.starts_with("{")
+    # Regexes rather than a stripped copy of every line.
+    is_json = text.str.contains(r"^\s*\{")
     is_text = text.str.contains(TEXT_RECORD_START)
     candidate = is_json | is_text
     # A continuation line needs a record somewhere above it in the same file.
     seen_record = candidate.cast(pl.UInt32).cum_sum() > 0
     if record_above:
         seen_record = pl.lit(True)
+    block = block.with_columns(
+        is_json.alias("_json"),
+        candidate.alias("_candidate"),
+        seen_record.alias("_seen"),
+    )
+    # Only lines that are not records are looked at further.
+    continues = ~pl.col("_candidate") & text.str.contains(CONTINUATION_LINE)
     cls = (
         pl.when(pl.col("pre_reason").is_not_null())
         .then(pl.lit(REJECTED))
-        .when(stripped == "")
+        .when(pl.col("_candidate"))
+        .then(pl.lit(RECORD))
+        .when(text.str.contains(r"^\s*$"))
         .then(pl.lit(BLANK))
         .when(text.str.starts_with("#"))
         .then(pl.lit(META))
-        .when(candidate)
-        .then(pl.lit(RECORD))
-        .when(text.str.contains(CONTINUATION_LINE) & seen_record)
+        .when(pl.col("_continues") & pl.col("_seen"))
         .then(pl.lit(CONTINUATION))
         .otherwise(pl.lit(REJECTED))
         .cast(LineClass)
@@ -148,15 +155,15 @@ def classify(block: pl.DataFrame, record_above: bool) -> pl.DataFrame:
     reason = (
         pl.when(pl.col("pre_reason").is_not_null())
         .then(pl.col("pre_reason"))
-        .when(text.str.contains(CONTINUATION_LINE))
+        .when(pl.col("_continues"))
         .then(pl.lit("stack-trace line with no record above it"))
         .otherwise(pl.lit("neither a JSON object nor a logback record"))
     )
+    block = block.with_columns(continues.alias("_continues")).with_columns(cls=cls)
     return block.with_columns(
-        cls=cls,
-        fmt=pl.when(is_json).then(pl.lit("json")).otherwise(pl.lit("text")),
-        reason=pl.when(cls == REJECTED).then(reason),
-    )
+        fmt=pl.when(pl.col("_json")).then(pl.lit("json")).otherwise(pl.lit("text")),
+        reason=pl.when(pl.col("cls") == REJECTED).then(reason),
+    ).drop("_json", "_candidate", "_seen", "_continues")
 
 
 def _decode_tolerant(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
