@@ -3,6 +3,7 @@ them one by one gives."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,16 @@ def test_audit_is_identical_between_runs_and_on_a_store(tmp_path: Path) -> None:
     }
     assert len(outputs) == 1
     assert outputs.pop().count("\n") > 1
+
+
+def test_workers_run_polars_on_one_thread_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    with ingest_module._threads_in_workers(1):
+        assert os.environ["POLARS_MAX_THREADS"] == "1"
+    assert "POLARS_MAX_THREADS" not in os.environ
+    monkeypatch.setenv("POLARS_MAX_THREADS", "7")
+    with ingest_module._threads_in_workers(1):
+        assert os.environ["POLARS_MAX_THREADS"] == "7"
+    assert os.environ["POLARS_MAX_THREADS"] == "7"
