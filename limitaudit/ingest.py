@@ -137,6 +137,9 @@ class Dump:
     # Audit facts already known for the whole dump (a store keeps those of one set of
     # options); an audit with those options takes them instead of the stamps.
     facts: AuditFacts | None = None
+    # A store read for an audit leaves its per-user tables empty and reads them here
+    # instead, a share of its users at a time, each share as `only` gives it.
+    parts: Callable[[], Iterator[Dump]] | None = None
 
     def require_readable(self) -> None:
         """A dump in which no file is a log or a ledger cannot be read at all."""

@@ -41,7 +41,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +51,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from limitaudit import __version__
-from limitaudit.commands.audit import AuditFacts, AuditOptions, users_apart, whole_dump_facts
+from limitaudit.commands import audit as audit_command
+from limitaudit.commands.audit import (
+    AuditFacts,
+    AuditOptions,
+    users_apart,
+    whole_dump_facts,
+)
 from limitaudit.discover import STORE_FORMAT, STORE_MANIFEST, SourceFile, is_store
 from limitaudit.errors import LimitAuditError, UsageError
 from limitaudit.ingest import (
@@ -446,8 +452,16 @@ def _open(
     findings = [Finding(f["kind"], f["file"], f["message"]) for f in manifest["findings"]]
     tables: dict[str, pl.DataFrame] = {}
     buckets = int(manifest["buckets"])
+    facts = None
+    if user_id is None and options is not None and facts_serve(manifest, options):
+        facts = _read_facts(data, manifest)
+    # An audit with the kept facts, of users apart, reads the users a share at a time.
+    in_parts = facts is not None and not keys and bool(manifest["facts"]["one_user_reads"])
     for name in PER_USER:
-        if user_id is None:
+        if in_parts:
+            scan = pl.scan_parquet([data / name / f"b{b:02d}.parquet" for b in range(buckets)])
+            tables[name] = pl.DataFrame(schema=scan.collect_schema())
+        elif user_id is None:
             paths = [data / name / f"b{b:02d}.parquet" for b in range(buckets)]
             scan = pl.scan_parquet(paths)
             if name == "decision" and decisions is not None:
@@ -479,20 +493,42 @@ def _open(
         if user_id is not None
         else pl.read_parquet(data / "rejects.parquet")
     )
-    facts = None
-    if user_id is None and options is not None and facts_serve(manifest, options):
-        facts = _read_facts(data, manifest)
     stamps = None
     if user_id is None and (facts is None or keys):
         # Read now, not scanned: an ingest may take this generation away (see open_store).
         stamps = pl.read_parquet(data / "stamps.parquet").lazy()
     dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
+    if in_parts:
+        assert facts is not None
+        dump.parts = lambda: _parts(data, buckets, dump, facts, decisions)
     if keys:
         dump.keys = pl.read_parquet(data / "keys.parquet")
         dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
     if user_id is not None:
         dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))
     return dump
+
+
+def _parts(
+    data: Path, buckets: int, dump: Dump, facts: AuditFacts, decisions: pl.Expr | None
+) -> Iterator[Dump]:
+    """The store's users a share of buckets at a time (about PART_ROWS kept decisions a
+    share), each read from its buckets' files as `Dump.only` would cut it from the whole."""
+    decision = pl.scan_parquet([data / "decision" / f"b{b:02d}.parquet" for b in range(buckets)])
+    if decisions is not None:
+        decision = decision.filter(decisions)
+    kept = decision.select(pl.len()).collect().item()
+    shares = max(1, min(buckets, -(-kept // audit_command.PART_ROWS)))
+    for part in range(shares):
+        mine = [b for b in range(buckets) if b % shares == part]
+        tables = dict(dump.tables)
+        for name in PER_USER:
+            scan = pl.scan_parquet([data / name / f"b{b:02d}.parquet" for b in mine])
+            if name == "decision" and decisions is not None:
+                scan = scan.filter(decisions)
+            tables[name] = scan.collect().sort(list(ORIGIN))
+        whole = replace(dump, tables=tables, parts=None)
+        yield whole.only(_bucket_expr(buckets).is_in(mine), facts)
 
 
 def _read_facts(data: Path, manifest: Mapping[str, Any]) -> AuditFacts:

@@ -15,11 +15,12 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+import limitaudit.commands.audit as audit_module
 import limitaudit.commands.trace as trace_module
 import limitaudit.ingest as ingest_module
 import limitaudit.store as store_module
 from limitaudit.cli import app
-from limitaudit.commands.audit import AuditOptions, AuditResult, audit
+from limitaudit.commands.audit import AuditOptions, AuditResult, audit, decisions_needed
 from limitaudit.commands.ingest import ADDED, CREATED, UNCHANGED, ingest_store
 from limitaudit.commands.scan import summarise
 from limitaudit.commands.trace import UnknownUser, trace
@@ -194,6 +195,25 @@ def test_audit_scan_and_trace_answer_the_same_on_the_store(
     stored = invoke("audit", str(store))
     assert stored.exit_code == ExitStatus.FINDINGS
     assert stored.stderr == f"failing: {full.by_cause()['unexplained']:,} unexplained\n"
+
+
+def test_an_audit_reads_the_store_a_share_of_users_at_a_time(
+    store: Path, whole: Dump, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the store's facts, an audit reads the per-user tables a share of buckets at a
+    time (a few dozen decisions a share here), and answers as the whole dump does."""
+    options = AuditOptions()
+    full = audit(whole, options)
+    monkeypatch.setattr(audit_module, "PART_ROWS", 20)
+    dump = open_store(store, decisions=decisions_needed(options), options=options)
+    assert dump.parts is not None
+    assert dump.tables["decision"].height == 0
+    assert len(list(dump.parts())) > 4
+    got = audit(dump, options)
+    assert csv_text(got) == csv_text(full)
+    assert got.to_data() == full.to_data()
+    # Other options than the kept facts': the whole tables, read at once.
+    assert open_store(store, options=AuditOptions(below_yuan=100)).parts is None
 
 
 def test_trace_reads_one_user_and_answers_as_the_whole_dump(

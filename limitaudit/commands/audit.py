@@ -181,7 +181,11 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
 
 def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
     """The dump as shares of its users (see PART_ROWS), one at a time; whole when small,
-    or when users are not apart (a change_id naming two users ties them together)."""
+    or when users are not apart (a change_id naming two users ties them together). A store
+    read for an audit gives its own shares, read one at a time."""
+    if dump.parts is not None:
+        yield from dump.parts()
+        return
     shares = -(-dump.tables["decision"].height // PART_ROWS)
     if dump.scope is not None or shares <= 1 or not users_apart(dump):
         yield dump
