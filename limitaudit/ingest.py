@@ -167,12 +167,13 @@ class Dump:
         one.scope = Scope(user_id, facts, users)
         return one
 
-    def only(self, mine: pl.Expr, facts: AuditFacts) -> Dump:
+    def only(self, mine: pl.Expr, facts: AuditFacts, cut: bool = False) -> Dump:
         """The rows of the users `mine` holds, with the facts of the whole dump: the
-        per-user tables filtered, engine errors those users' or sharing a trace_id with
-        their decisions, the other tables whole; no rejects, no stamps."""
+        per-user tables filtered (unless `cut`: they hold those users alone already),
+        engine errors those users' or sharing a trace_id with their decisions, the other
+        tables whole; no rejects, no stamps."""
         tables = {
-            name: table.filter(mine) if name in USER_TABLES else table
+            name: table.filter(mine) if name in USER_TABLES and not cut else table
             for name, table in self.tables.items()
         }
         traces = tables["decision"]["trace_id"].drop_nulls().unique().implode()

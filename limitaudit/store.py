@@ -528,7 +528,7 @@ def _parts(
                 scan = scan.filter(decisions)
             tables[name] = scan.collect().sort(list(ORIGIN))
         whole = replace(dump, tables=tables, parts=None)
-        yield whole.only(_bucket_expr(buckets).is_in(mine), facts)
+        yield whole.only(_bucket_expr(buckets).is_in(mine), facts, cut=True)
 
 
 def _read_facts(data: Path, manifest: Mapping[str, Any]) -> AuditFacts:
