@@ -594,11 +594,14 @@ def test_stack_trace_belongs_to_the_error_record(dump_dir: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("full_rows", [1, 2, 10_000], ids=["each", "pairs", "all"])
 def test_stack_trace_spanning_blocks_stays_with_its_record(
-    dump_dir: Path, monkeypatch: pytest.MonkeyPatch
+    dump_dir: Path, monkeypatch: pytest.MonkeyPatch, full_rows: int
 ) -> None:
+    """Blocks go to the full path one at a time, a few at a time, or all at once."""
     monkeypatch.setattr(lines_module, "RAW_CHUNK", 32)
     monkeypatch.setattr(lines_module, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(ingest_module, "FULL_ROWS", full_rows)
     write(dump_dir, "le-03/limit-engine.log", [HEADER, ERROR_TEXT, *STACK, DECISION_TEXT])
     dump = read(dump_dir)
     assert column(dump.tables["engine_error"], "stack") == ["\n".join(STACK)]
