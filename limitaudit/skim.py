@@ -19,6 +19,7 @@ same stamp.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -79,7 +80,6 @@ _MONEY = r"-?(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{1,2})?"
 _SCALAR = rf"(?:{_STRING}|{_FLOAT}|true|false|null)"
 # Names of fields no schema knows: plain ASCII ones are skimmed, any other is not.
 _KEY_CHARS = r"A-Za-z0-9_.@$\-"
-_OTHER_KEY = '"' + _not_any(KNOWN, _KEY_CHARS) + '"'
 
 
 def _object(member: str) -> str:
@@ -105,15 +105,19 @@ _KINDS = {
 }
 
 
-def _json_decision() -> str:
+# Built when first skimmed, not at import: `trace` on a store starts in under a second.
+@functools.cache
+def json_decision() -> str:
+    """The JSON decision line a skim vouches for, whole."""
     fields = EVENTS["decision"]
+    other_key = '"' + _not_any(KNOWN, _KEY_CHARS) + '"'
     rule = "|".join(
         [
             _member("id", _PLAIN),
             _member("param", _SCALAR),
             _member("threshold", f"{_either(_FLOAT)}|null"),
             _member("observed", _SCALAR),
-            f"{_OTHER_KEY}{_SP}:{_SP}{_SCALAR}",
+            f"{other_key}{_SP}:{_SP}{_SCALAR}",
         ]
     )
     # A rule must name its id and action, each once: either may come first.
@@ -132,7 +136,7 @@ def _json_decision() -> str:
                 [
                     *(_member(n, _KINDS[fields[n]]) for n in INPUT_FIELDS if n != "bureau_batch"),
                     _member("bureau_batch", f"{_PLAIN}|null"),
-                    f"{_OTHER_KEY}{_SP}:{_SP}{_SCALAR}",
+                    f"{other_key}{_SP}:{_SP}{_SCALAR}",
                 ]
             )
             + ")"
@@ -150,7 +154,7 @@ def _json_decision() -> str:
         *own,
         _member("inputs", inputs),
         _member("rules", rules),
-        f"{_OTHER_KEY}{_SP}:{_SP}{_SCALAR}",
+        f"{other_key}{_SP}:{_SP}{_SCALAR}",
     ]
     member = "(?:" + "|".join(members) + ")"
     # Each member is followed by a comma or the closing brace, which must end the line:
@@ -158,7 +162,6 @@ def _json_decision() -> str:
     return rf"^\{{(?:{member}(?:,{_SP}|\}}$))+$"
 
 
-JSON_DECISION = _json_decision()
 _JSON_IS_DECISION = rf'"event"{_SP}:{_SP}"decision"'
 
 
@@ -187,11 +190,12 @@ _TEXT_KINDS = {
     "bool": "true|false|null|",
     "money": r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?",
 }
-_TEXT_KEY = _not_any(KNOWN, _KEY_CHARS)
 _SLOT = r'[^\s/;"\\=]'
 
 
-def _text_decision() -> str:
+@functools.cache
+def text_decision() -> str:
+    """The logback decision line a skim vouches for, whole."""
     fields = EVENTS["decision"]
     rule = f"{_SLOT}+/{_SLOT}*/(?:{_TEXT_NUMBER})?/{_SLOT}*/(?:zero|reduce|hold)"
     pairs = [
@@ -199,7 +203,7 @@ def _text_decision() -> str:
         # `rules=null` is not null: the full path reads it as a rule with no action.
         f"rules=(?:(?:{rule})(?:;(?:{rule}))*)?",
         "event=decision",
-        f"{_TEXT_KEY}={_WORD}*",
+        f"{_not_any(KNOWN, _KEY_CHARS)}={_WORD}*",
     ]
     pair = "(?:" + "|".join(pairs) + ")"
     head = (
@@ -207,9 +211,6 @@ def _text_decision() -> str:
         r"\[[^\]\s]*\] +\[traceId=[^\]\s]*\] +\S+ - "
     )
     return rf"{head}{pair}(?: {pair})*$"
-
-
-TEXT_DECISION = _text_decision()
 
 
 def _text_value(name: str) -> str:
@@ -249,11 +250,11 @@ def _skim(lines: pl.DataFrame, keep: pl.Expr, tz: str, host: str, json: bool) ->
     """The decisions `keep` leaves out among lines of one format, as `skim` returns them."""
     text = pl.col("text")
     if json:
-        shape = text.str.contains(_JSON_IS_DECISION) & text.str.contains(JSON_DECISION)
+        shape = text.str.contains(_JSON_IS_DECISION) & text.str.contains(json_decision())
         value = _json_value
     else:
         shape = text.str.contains(" event=decision", literal=True) & text.str.contains(
-            TEXT_DECISION
+            text_decision()
         )
         value = _text_value
     # The limits are read; user_id only when `keep` reads it, else it need only be there
