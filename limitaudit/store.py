@@ -514,6 +514,21 @@ def _parts(
 ) -> Iterator[Dump]:
     """The store's users a share of buckets at a time (about PART_ROWS kept decisions a
     share), each read from its buckets' files as `Dump.only` would cut it from the whole."""
+    try:
+        yield from _read_parts(data, buckets, dump, facts, decisions)
+    except (OSError, pl.exceptions.PolarsError):
+        # Unlike open_store, a read half done cannot move on to the new generation.
+        if data.exists():
+            raise
+        raise StoreError(
+            f"{data.parent}: an ingest replaced the store while this audit read it; "
+            "run the audit again"
+        ) from None
+
+
+def _read_parts(
+    data: Path, buckets: int, dump: Dump, facts: AuditFacts, decisions: pl.Expr | None
+) -> Iterator[Dump]:
     decision = pl.scan_parquet([data / "decision" / f"b{b:02d}.parquet" for b in range(buckets)])
     if decisions is not None:
         decision = decision.filter(decisions)

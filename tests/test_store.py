@@ -216,6 +216,18 @@ def test_an_audit_reads_the_store_a_share_of_users_at_a_time(
     assert open_store(store, options=AuditOptions(below_yuan=100)).parts is None
 
 
+def test_an_audit_whose_store_an_ingest_replaces_stops_with_a_clear_error(
+    store: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    options = AuditOptions()
+    dump = open_store(copy, decisions=decisions_needed(options), options=options)
+    shutil.rmtree(copy / "g000001")  # as an ingest does once its new generation is in place
+    with pytest.raises(store_module.StoreError, match="replaced the store while this audit"):
+        audit(dump, options)
+
+
 def test_trace_reads_one_user_and_answers_as_the_whole_dump(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
