@@ -136,7 +136,7 @@ def classify(block: pl.DataFrame, record_above: bool) -> pl.DataFrame:
         candidate.alias("_candidate"),
         seen_record.alias("_seen"),
     )
-    # Only lines that are not records are looked at further.
+    # Computed once, for the class and the reason alike; a record candidate never continues.
     continues = ~pl.col("_candidate") & text.str.contains(CONTINUATION_LINE)
     cls = (
         pl.when(pl.col("pre_reason").is_not_null())
