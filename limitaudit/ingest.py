@@ -24,7 +24,7 @@ import polars as pl
 from limitaudit.discover import SourceFile, discover
 from limitaudit.errors import DumpError
 from limitaudit.lines import ReadOutcome, read_blocks
-from limitaudit.normalise import record_time, type_event, type_ledger
+from limitaudit.normalise import record_time, type_checked, type_event, type_ledger
 from limitaudit.parse import (
     BLANK,
     CONTINUATION,
@@ -505,6 +505,10 @@ class _Reader:
         when it is large (a small one costs more to write than it fragments)."""
         for name, parts in self._kept():
             frame = _lazy(parts, {}).collect() if parts else None
+            if frame is not None and name == "event-decision":
+                # In line order, as the full path alone would leave them: a skim reads
+                # some whole as it goes, the full path the others a few blocks later.
+                frame = frame.sort("file_id", "line")
             if frame is None or frame.height == 0:
                 parts.clear()
             elif self.folder is None or frame.height < PARK_ROWS:
@@ -525,7 +529,7 @@ class _Reader:
         source = report.source
         outcome = ReadOutcome()
         carry = _LogCarry()
-        waiting: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+        waiting: list[_Sorted] = []
         for raw in read_blocks(source.path, outcome):
             if self.progress:
                 self.progress(raw.height)
@@ -535,7 +539,7 @@ class _Reader:
                 self._account(file_id, report, lines)
                 continue
             waiting.append(self._sort_block(file_id, block, carry, report))
-            if sum(c.height for _, c in waiting) >= FULL_ROWS or len(waiting) >= FULL_BLOCKS:
+            if sum(w.rest.height for w in waiting) >= FULL_ROWS or len(waiting) >= FULL_BLOCKS:
                 self._account(file_id, report, self._full_path(file_id, waiting, carry, report))
                 waiting = []
         if waiting:
@@ -552,9 +556,8 @@ class _Reader:
 
     def _sort_block(
         self, file_id: int, block: pl.DataFrame, carry: _LogCarry, report: FileReport
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Classify one block of a log and skim it: (its lines, the candidates left for the
-        full path)."""
+    ) -> _Sorted:
+        """Classify one block of a log and skim it."""
         if carry.first_block:
             carry.first_block = False
             match = _HEADER.match(block["text"][0] if block.height else "")
@@ -567,23 +570,23 @@ class _Reader:
         lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
         candidates = lines.filter("candidate")
         carry.record_above = carry.record_above or candidates.height > 0
-        if self.skims:
-            assert self.decisions is not None and report.host is not None
-            skimmed, candidates = skim(candidates, self.decisions, self.tz, report.host)
-            self._keep_skimmed(file_id, skimmed)
-        return lines, candidates
+        if not self.skims:
+            return _Sorted(lines, candidates, None)
+        assert self.decisions is not None and report.host is not None
+        skimmed = skim(candidates, self.decisions, self.tz, report.host)
+        self._keep_skimmed(file_id, skimmed.left)
+        return _Sorted(lines, skimmed.rest, skimmed.kept)
 
     def _full_path(
-        self,
-        file_id: int,
-        blocks: list[tuple[pl.DataFrame, pl.DataFrame]],
-        carry: _LogCarry,
-        report: FileReport,
+        self, file_id: int, blocks: list[_Sorted], carry: _LogCarry, report: FileReport
     ) -> pl.DataFrame:
-        """Decode and type the candidates of consecutive blocks; returns their lines with
-        final classes."""
-        lines = pl.concat([b[0] for b in blocks])
-        records, bad = parse_records(pl.concat([b[1] for b in blocks]))
+        """Decode and type the candidates of consecutive blocks (and type the decisions
+        their skims read whole); returns their lines with final classes."""
+        kept = [b.kept for b in blocks if b.kept is not None]
+        if kept:
+            self._keep_whole(file_id, pl.concat(kept), report)
+        lines = pl.concat([b.lines for b in blocks])
+        records, bad = parse_records(pl.concat([b.rest for b in blocks]))
         lines = _overrule(lines, bad)
         records = records.with_columns(
             pl.lit(file_id, pl.UInt32).alias("file_id"),
@@ -631,6 +634,19 @@ class _Reader:
         skimmed = skimmed.with_columns(pl.lit(file_id, pl.UInt32).alias("file_id"))
         self.stamps.append(_stamps(skimmed, "decision"))
         self.keys.append(skimmed.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
+
+    def _keep_whole(self, file_id: int, kept: pl.DataFrame, report: FileReport) -> None:
+        """Decisions the skim read whole: typed without the checks it has made."""
+        if kept.height == 0:
+            return
+        kept = kept.with_columns(
+            pl.lit(file_id, pl.UInt32).alias("file_id"),
+            pl.col("service").fill_null(report.service),
+        )
+        table = type_checked(kept, "decision")
+        self.stamps.append(_stamps(table, "decision"))
+        self.events["decision"].append(_compact(table))
+        self.keys.append(kept.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
 
     def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
         """Type decoded records into the event tables; returns the rejects (line, reason)."""
@@ -872,6 +888,16 @@ def _time_ranges(stamps: pl.LazyFrame, ledger: pl.DataFrame, files: list[FileRep
 
 
 _COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
+
+
+@dataclass
+class _Sorted:
+    """A block of a log, classified and skimmed, waiting for the full path."""
+
+    lines: pl.DataFrame
+    # The record candidates for the full path, and the decisions the skim read whole.
+    rest: pl.DataFrame
+    kept: pl.DataFrame | None
 
 
 @dataclass

@@ -142,13 +142,20 @@ def _set_aside(
 
 def type_event(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed table for one event kind, and its rejects (file_id, line, reason)."""
-    values, gates, problem = _typing(event)
+    _, gates, problem = _typing(event)
     good, rejects = _set_aside(raw, gates, problem)
+    return type_checked(good, event), rejects
+
+
+def type_checked(good: pl.DataFrame, event: str) -> pl.DataFrame:
+    """Typed table of raw records known to pass every check of their event (a skim
+    vouches for the decisions it reads whole): `type_event` without the checks."""
+    values, _, _ = _typing(event)
     schema = event_schema(event)
     good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
     if "stack" in schema and "stack" not in good.columns:
         good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
-    return good.select([pl.col(c).cast(t) for c, t in schema.items()]), rejects
+    return good.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
 # Built once an event: building them took as long as running them on a block of records.
@@ -223,4 +230,12 @@ def type_ledger(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return good.select([pl.col(c).cast(t) for c, t in LEDGER_SCHEMA.items()]), rejects
 
 
-__all__ = ["Time", "record_time", "type_event", "type_ledger", "typed", "utc_time"]
+__all__ = [
+    "Time",
+    "record_time",
+    "type_checked",
+    "type_event",
+    "type_ledger",
+    "typed",
+    "utc_time",
+]

@@ -35,6 +35,8 @@ CONTINUATION_LINE = (
 _PAIR = r'([A-Za-z_][\w.]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))'
 
 _RULE = pl.Struct(dict.fromkeys(RULE_FIELDS, pl.String))
+# A record's rules as decoded, before typing: a list of rules of strings.
+RAW_RULES = pl.List(_RULE)
 _COMMON = {
     "@timestamp": pl.String,
     "ts_ms": pl.String,
@@ -50,7 +52,7 @@ JSON_DOC = pl.Struct(
         **_COMMON,
         **_EVENT,
         "inputs": pl.Struct(dict.fromkeys(INPUT_FIELDS, pl.String)),
-        "rules": pl.List(_RULE),
+        "rules": RAW_RULES,
     }
 )
 TEXT_DOC = pl.Struct(
@@ -67,7 +69,7 @@ JSON_DOCS = {
             **_COMMON,
             **dict.fromkeys(own, pl.String),
             **(
-                {"inputs": JSON_DOC.to_schema()["inputs"], "rules": pl.List(_RULE)}
+                {"inputs": JSON_DOC.to_schema()["inputs"], "rules": RAW_RULES}
                 if e == "decision"
                 else {}
             ),
@@ -109,7 +111,7 @@ _RAW: dict[str, DType] = {
     **dict.fromkeys(EVENT_FIELDS, pl.String),
     **dict.fromkeys(INPUT_FIELDS, pl.String),
     "credit_score_present": pl.Boolean,
-    "rules": pl.List(_RULE),
+    "rules": RAW_RULES,
     "h1": pl.UInt64,
     "h2": pl.UInt64,
 }
@@ -336,7 +338,7 @@ def _parse_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.lit(None, pl.String).alias("host"),
         pl.when(pl.col("trace_id").str.strip_chars() != "").then(pl.col("trace_id")),
         pl.col("msg").str.contains(r"(?:^|\s)credit_score=").alias("credit_score_present"),
-        _text_rules(pl.col("rules")),
+        text_rules(pl.col("rules")),
         *hashes(),
     )
     # A text value of null is null.
@@ -386,7 +388,7 @@ def _message_json(msg: pl.Expr) -> pl.Expr:
     return pl.when(plain).then(literal).otherwise(regex).alias("doc")
 
 
-def _text_rules(rules: pl.Expr) -> pl.Expr:
+def text_rules(rules: pl.Expr) -> pl.Expr:
     """`id/param/threshold/observed/action;...` into the list of rule structs JSON has."""
     slot = pl.element()
     return rules.str.split(";").list.eval(

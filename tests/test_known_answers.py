@@ -154,6 +154,12 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     whole = ingest([dump_dir])
     lean = ingest([dump_dir], decisions=decisions_needed(options))
     assert lean.tables["decision"].height < whole.tables["decision"].height
+    # The decisions it keeps are those a whole read makes, row for row, most read by the
+    # skim; and every line is accounted for alike.
+    kept = whole.tables["decision"].filter(decisions_needed(options))
+    assert_frame_equal(lean.tables["decision"], kept)
+    assert_frame_equal(lean.rejects, whole.rejects)
+    assert [f.counts for f in lean.files] == [f.counts for f in whole.files]
     # A lean read skims the decisions it leaves out: their stamps come in another order.
     assert_frame_equal(whole.stamps.sort(list(ORIGIN)), lean.stamps.sort(list(ORIGIN)))
     known = sum(f.counts["records"] - f.counts["ignored"] for f in whole.files)

@@ -24,25 +24,40 @@ HOST = "le-03"
 KEEP = CHANGES | (pl.col("limit_after") <= 0)
 
 
-def _skimmed(path: Path, keep: pl.Expr) -> pl.DataFrame:
+def _skimmed(path: Path, keep: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The lines skimmed and left out, and those read whole."""
     outcome = ReadOutcome()
-    parts = []
+    left, kept = [], []
     for block in read_blocks(path, outcome):
         lines = classify(block.with_columns(_pre_reason(outcome)), False)
-        parts.append(skim(lines.filter(pl.col("cls") == RECORD), keep, DEFAULT_TZ, HOST)[0])
-    return pl.concat(parts)
+        done = skim(lines.filter(pl.col("cls") == RECORD), keep, DEFAULT_TZ, HOST)
+        left.append(done.left)
+        kept.append(done.kept.select("line"))
+    return pl.concat(left), pl.concat(kept)
 
 
-def _check(tmp_path: Path, lines: list[str], keep: pl.Expr = KEEP) -> pl.DataFrame:
-    """Skim `lines`, and check every skimmed one against the full path; returns them."""
+def _check(
+    tmp_path: Path, lines: list[str], keep: pl.Expr = KEEP, whole: list[int] | None = None
+) -> pl.DataFrame:
+    """Skim `lines`, and check every skimmed one against the full path; returns those left
+    out. The decisions read whole (at lines `whole`, if given) must be the full path's
+    rows, and all else alike."""
     path = tmp_path / HOST / "limit-engine.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    skimmed = _skimmed(path, keep).sort("line")
-    whole = ingest([path])
-    decisions = whole.tables["decision"]
-    assert whole.stamps is not None
-    stamps = whole.stamps.collect().with_columns(pl.col(pl.Categorical).cast(pl.String))
+    skimmed, read_whole = _skimmed(path, keep)
+    skimmed = skimmed.sort("line")
+    full = ingest([path])
+    lean = ingest([path], decisions=keep)
+    assert_frame_equal(lean.tables["decision"], full.tables["decision"].filter(keep))
+    assert_frame_equal(lean.rejects, full.rejects)
+    assert lean.files[0].counts == full.files[0].counts
+    assert read_whole["line"].is_in(lean.tables["decision"]["line"].implode()).all()
+    if whole is not None:
+        assert sorted(read_whole["line"]) == whole
+    decisions = full.tables["decision"]
+    assert full.stamps is not None
+    stamps = full.stamps.collect().with_columns(pl.col(pl.Categorical).cast(pl.String))
     read_as = skimmed.join(
         decisions.select("line", "limit_before", "limit_after", "user_id"), on="line", how="left"
     )
@@ -68,7 +83,7 @@ def test_a_plain_decision_that_changes_nothing_is_skimmed(tmp_path: Path) -> Non
         decision(limit_before=5000.0, limit_after=0.0),  # kept: it zeroes
         decision(limit_before=5000.0, limit_after=4000.0),  # kept: it changes
     ]
-    skimmed = _check(tmp_path, lines)
+    skimmed = _check(tmp_path, lines, whole=[3, 4])
     assert skimmed["line"].to_list() == [1, 2]
     assert skimmed["bureau_batch"].to_list() == ["cb-1", None]
 
@@ -85,11 +100,100 @@ def test_a_plain_decision_that_changes_nothing_is_skimmed(tmp_path: Path) -> Non
         decision(limit_before=10.0, limit_after=10.0, host="le\\u002d03"),
         text_record(f"event=decision user_id={USER} limit_before=10 limit_after=10 score=x"),
         text_record(f'event=decision user_id={USER} limit_before=10 limit_after=10 m="a b"'),
+        # Found by the property test: the full decode reads the first inputs alone.
+        decision(limit_before=10.0, limit_after=10.0, inputs={"bureau_batch": "cb-2"}).replace(
+            '"inputs"', '"inputs":{"credit_score":1},"inputs"'
+        ),
     ],
-    ids=["score", "credit_score", "rule", "cents", "date", "user", "escape", "text", "quoted"],
+    ids=[
+        "score",
+        "credit_score",
+        "rule",
+        "cents",
+        "date",
+        "user",
+        "escape",
+        "text",
+        "quoted",
+        "two-inputs",
+    ],
 )
 def test_what_the_full_path_must_judge_is_not_skimmed(tmp_path: Path, line: str) -> None:
     assert _check(tmp_path, [line]).height == 0
+
+
+ZEROING = {"limit_before": 5000.0, "limit_after": 0.0}
+RULE = {"id": "R_OVERDUE", "param": "overdue_max_days", "threshold": 30, "observed": "104"}
+
+
+def test_a_kept_decision_is_read_whole_as_the_full_path_reads_it(tmp_path: Path) -> None:
+    rules = [{**RULE, "action": "zero"}, {"action": "hold", "id": "R_2", "observed": 1.5}]
+    lines = [
+        decision(
+            **ZEROING,
+            change_id="chg-1",
+            model_version="credit-v8.2",
+            score="712.40",
+            fallback=True,
+            inputs={"credit_score": 700, "overdue_days": "3", "fraud_flag": "false"},
+            rules=rules,
+            trace_id="t-1",
+            service=None,
+            extra={"nested": [1]},  # an object no schema knows: the full path judges it
+        ),
+        decision(**ZEROING, score=-0.5, inputs=None, rules=None, level="warn"),
+        decision(**ZEROING, score=0.10, inputs={"credit_score": None}, model_version=None),
+        text_record(
+            f"event=decision user_id={USER} change_id=chg-2 score=701.5 credit_score=null "
+            "fraud_flag=true fallback= rules=R_1/p/30/104/zero;R_2//1.5//hold "
+            "limit_before=10.00 limit_after=0",
+            level="warn",
+            trace="",
+        ),
+        text_record(f"event=decision user_id={USER} limit_before=10 limit_after=0 rules="),
+    ]
+    _check(tmp_path, lines, whole=[2, 3, 4, 5])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        decision(**ZEROING, model_version="credit\\u002dv8"),
+        decision(**ZEROING, level=7),
+        decision(**ZEROING, score="N").replace('"N"', "-0"),
+        decision(**ZEROING, score=1234567890.1234567),
+        decision(**ZEROING, rules=[{**RULE, "observed": "[1]", "action": "zero"}]),
+        decision(**ZEROING, inputs={"credit_score": 700}).replace(
+            '"inputs"', '"inputs":{"overdue_days":1},"inputs"'
+        ),
+    ],
+    ids=["escape", "number", "negative-zero", "long", "bracket", "two-inputs"],
+)
+def test_a_kept_decision_the_skim_cannot_read_whole_takes_the_full_path(
+    tmp_path: Path, line: str
+) -> None:
+    _check(tmp_path, [line], whole=[])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        text_record(f"event=decision user_id={USER} limit_before=10 limit_after=10 m=a\x01b"),
+        text_record(f"event=decision user_id={USER} limit_before=10 limit_after=0 m=a\x01b"),
+        text_record(
+            f"event=decision user_id={USER} limit_before=10 limit_after=10",
+            logger="limit_after=0",
+        ),
+        text_record(f"event=decision user_id={USER} limit_before=10 limit_after=0").replace(
+            "[limit-exec-12] [traceId=9f2c1a7b]", "[[traceId=x] [traceId=9f2c1a7b]"
+        ),
+    ],
+    ids=["control-left-out", "control-kept", "logger", "thread"],
+)
+def test_a_logback_line_the_skim_could_misread_takes_the_full_path(
+    tmp_path: Path, line: str
+) -> None:
+    assert _check(tmp_path, [line], whole=[]).height == 0
 
 
 def test_a_repeated_key_reads_as_its_first_value(tmp_path: Path) -> None:
@@ -132,7 +236,9 @@ FIELDS: dict[str, list[Any]] = {
     "@timestamp": [ISO_TIME, "2026-03-14T02:12:03.481Z", "2026-03-14 10:12:03", "x", None, 5],
     "host": [HOST, "le-09", "", None, 7, "h\u00e9"],
     "user_id": [USER, int(USER), "12a", "", None, -1, 1.5],
-    "score": [700.5, "700", None, "NaN", "x", 1e300, [], -2],
+    "score": [700.5, "700", None, "NaN", "x", 1e300, [], -2, -0.0, 0.1, 1234567890.1234567],
+    "level": ["INFO", *ANY, 'a"b', "\u00e9"],
+    "trace_id": ["t-1", *ANY],
     "fallback": [False, True, "false", "FALSE", 0, "no", None],
     "model_version": ANY,
     "change_id": ANY,
@@ -143,6 +249,7 @@ FIELDS: dict[str, list[Any]] = {
         [{"id": "R_SCORE_BAND", "param": "p", "threshold": 600, "action": "reduce"}],
         [{"action": "hold", "id": "R", "observed": "5"}],
         [{"id": "R", "threshold": "x", "action": "hold"}],
+        [{"id": "R", "observed": "]", "action": "zero"}, {"id": "[", "action": "hold"}],
         [{"id": "R"}],
         ["R"],
         "R/x//1/hold",
@@ -191,12 +298,18 @@ def decision_lines(draw: st.DrawFn) -> str:
         record = {n: fields[n] for n in names}
         record.setdefault("@timestamp", ISO_TIME)
         separators = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
-        return json.dumps(record, ensure_ascii=False, separators=separators)
+        line = json.dumps(record, ensure_ascii=False, separators=separators)
+        if draw(st.integers(0, 5)) == 0:  # a second inputs, which the full decode ignores
+            line = line.replace('"inputs"', '"inputs":{"credit_score":1},"inputs"', 1)
+        return line
     inputs = fields.pop("inputs", None)
     flat = {**fields, **(inputs if isinstance(inputs, dict) else {})}
-    flat.pop("@timestamp", None)
+    for name in ("@timestamp", "level", "trace_id"):
+        flat.pop(name, None)
     message = " ".join(f"{n}={_text_value(v)}" for n, v in flat.items())
-    return text_record(message, at=TEXT_TIME)
+    logger = draw(st.sampled_from(["c.a.r.limit.DecisionLogger", "limit_after=0"]))
+    trace = draw(st.sampled_from(["9f2c1a7b", "", " "]))
+    return text_record(message, at=TEXT_TIME, logger=logger, trace=trace)
 
 
 @settings(
