@@ -119,10 +119,10 @@ def _reading(data: bytes) -> tuple[str, str, bool]:
         utf8 = data.decode("utf-8", errors="replace")
     if _mostly_utf8(utf8):
         return "utf-8", utf8, True
-    try:
-        return "gbk", data.decode("gbk"), False
-    except UnicodeDecodeError:
-        gbk = data.decode("gbk", errors="replace")
+    # No GBK sequence means U+FFFD: one in the lossy reading marks an undecodable byte.
+    gbk = data.decode("gbk", errors="replace")
+    if "\ufffd" not in gbk:
+        return "gbk", gbk, False
     if gbk.count("\ufffd") < utf8.count("\ufffd"):
         return "gbk", gbk, True
     return "utf-8", utf8, True
@@ -132,18 +132,15 @@ def _mostly_utf8(text: str) -> bool:
     """Whether more non-ASCII lines of a lossy UTF-8 reading are intact than damaged."""
     lines = pl.Series([text]).str.split("\n").explode()
     damaged = lines.str.contains("\ufffd", literal=True)
-    intact = lines.str.contains(r"[^\x00-\x7f]") & ~damaged
+    # A line with more bytes than characters holds a non-ASCII one (a tenth of a regex).
+    intact = (lines.str.len_bytes() != lines.str.len_chars()) & ~damaged
     return bool(intact.sum() > damaged.sum())
 
 
 def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
-    frame = (
-        pl.Series("text", [text])
-        .str.split("\n")
-        .explode()
-        .to_frame()
-        .with_columns(pl.col("text").str.strip_suffix("\r"))
-    )
+    frame = pl.Series("text", [text]).str.split("\n").explode().to_frame()
+    if "\r" in text:  # CRLF endings; looking costs a hundredth of stripping
+        frame = frame.with_columns(pl.col("text").str.strip_suffix("\r"))
     return frame.with_columns(
         pl.int_range(first_line, first_line + frame.height, dtype=pl.UInt32).alias("line"),
         (pl.col("text").str.contains("\ufffd", literal=True) if damaged else pl.lit(False)).alias(

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import polars as pl
 
-from limitaudit.normalise import typed, utc_time
+from limitaudit.normalise import local_time, typed, utc_time
 from limitaudit.parse import JSON_DOC, RAW_RULES, TEXT_DOC, hashes, text_rules
 from limitaudit.schema import EVENTS, INPUT_FIELDS, RULE_FIELDS, DType, Time
 
@@ -345,8 +345,10 @@ def _skim(
             pl.lit(host).alias("host"),
             pl.when(~batch.is_in(["null", ""])).then(batch).alias("bureau_batch"),
         ]
-    # A time that does not parse leaves the line to the full path, which says why.
-    out = out.with_columns(*stamp).with_columns(utc_time(pl.col("ts_text"), tz).alias("ts"))
+    # A time that does not parse leaves the line to the full path, which says why. The
+    # logback head's time, as the grammar has it, carries no offset.
+    to_utc = utc_time if json else local_time
+    out = out.with_columns(*stamp).with_columns(to_utc(pl.col("ts_text"), tz).alias("ts"))
     out = out.filter(pl.col("ts").is_not_null()).with_columns(
         keep.fill_null(False).alias(_KEPT), *hashes()
     )
