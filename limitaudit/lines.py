@@ -119,7 +119,7 @@ def _reading(data: bytes) -> tuple[str, str, bool]:
         utf8 = data.decode("utf-8", errors="replace")
     if _mostly_utf8(utf8):
         return "utf-8", utf8, True
-    # No GBK sequence means U+FFFD: one in the lossy reading marks an undecodable byte.
+    # No GBK sequence decodes to U+FFFD: one in the lossy reading marks an undecodable byte.
     gbk = data.decode("gbk", errors="replace")
     if "\ufffd" not in gbk:
         return "gbk", gbk, False
