@@ -365,10 +365,8 @@ def _read_apart(jobs: list[Job], progress: Progress | None) -> list[_Reader]:
             order = sorted(range(len(jobs)), key=lambda i: -_work(jobs[i][1]))
             with _threads_in_workers(1):
                 done_jobs = pool.map(_read_in_worker, [jobs[i] for i in order])
-            readers: list[_Reader | None] = [None] * len(jobs)
-            for i, reader in zip(order, done_jobs, strict=True):
-                readers[i] = reader
-            return [r for r in readers if r is not None]
+            by_job = dict(zip(order, done_jobs, strict=True))
+            return [by_job[i] for i in range(len(jobs))]
     except BrokenProcessPool as exc:
         raise DumpError(
             "a process reading the dump ended without finishing (killed, or out of memory)"

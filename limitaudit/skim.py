@@ -193,7 +193,8 @@ def _has(name: str) -> str:
 
 
 def _json_value(name: str) -> str:
-    return rf'"{name}"{_SP}:{_SP}"?([^",}}\]]*)'
+    """A number or boolean, bare or quoted; a null is null (the first value counts)."""
+    return rf'"{name}"{_SP}:{_SP}(?:null|"?([^",}}\]]*))'
 
 
 def _json_text(name: str) -> str:
@@ -368,14 +369,12 @@ def _whole_json(kept: pl.DataFrame) -> pl.DataFrame:
         kind = kinds.get(name, "str")
         if name in _READ:
             return pl.col(name)
-        if kind == "user":
-            pattern = _json_value(name)
-        elif kind == "str":
+        if kind == "str":
             pattern = _json_text(name)
         elif kind == "rules":
             pattern = rf'"rules"{_SP}:{_SP}(?:null|(\[[^\]]*\]))'
-        else:  # a number or a boolean, bare or quoted; null is null
-            pattern = rf'"{name}"{_SP}:{_SP}(?:null|"?([^",}}\]]*))'
+        else:
+            pattern = _json_value(name)
         return text.str.extract(pattern).alias(name)
 
     return (
