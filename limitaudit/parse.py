@@ -313,7 +313,7 @@ def _parse_json(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     good = good.unnest("inputs").with_columns(
         pl.col("@timestamp").alias("ts_text"),
         pl.lit(False).alias("text_time"),
-        pl.col("text").str.contains(r'"credit_score"\s*:').alias("credit_score_present"),
+        json_credit_score_present().alias("credit_score_present"),
         *hashes(),
     )
     return _finish(good), bad
@@ -343,9 +343,7 @@ def _parse_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     # A text value of null is null.
     fields = [*EVENT_FIELDS, *INPUT_FIELDS]
-    good = good.with_columns(
-        pl.when(~pl.col(fields).is_in(["null", ""])).then(pl.col(fields)).name.keep()
-    )
+    good = good.with_columns(logback_value(pl.col(fields)).name.keep())
     return _finish(good), pl.concat([malformed, bad])
 
 
@@ -397,6 +395,16 @@ def text_rules(rules: pl.Expr) -> pl.Expr:
         .list.eval(pl.when(pl.element() != "").then(pl.element()))
         .list.to_struct(fields=RULE_FIELDS)
     )
+
+
+def json_credit_score_present() -> pl.Expr:
+    """Whether a JSON line writes `credit_score` at all (null or not)."""
+    return pl.col("text").str.contains(r'"credit_score"\s*:')
+
+
+def logback_value(value: pl.Expr) -> pl.Expr:
+    """A logback message's value as the full path reads it: null or nothing is null."""
+    return pl.when(~value.is_in(["null", ""])).then(value)
 
 
 def _finish(frame: pl.DataFrame) -> pl.DataFrame:

@@ -30,7 +30,15 @@ from typing import NamedTuple
 import polars as pl
 
 from limitaudit.normalise import local_time, typed, utc_time
-from limitaudit.parse import JSON_DOC, RAW_RULES, TEXT_DOC, hashes, text_rules
+from limitaudit.parse import (
+    JSON_DOC,
+    RAW_RULES,
+    TEXT_DOC,
+    hashes,
+    json_credit_score_present,
+    logback_value,
+    text_rules,
+)
 from limitaudit.schema import EVENTS, INPUT_FIELDS, RULE_FIELDS, DType, Time
 
 # What a skimmed decision can be kept or left by: the filter's columns must be among these.
@@ -268,7 +276,7 @@ def skim(candidates: pl.DataFrame, keep: pl.Expr, tz: str, host: str) -> Skim:
         for (fmt,), group in candidates.group_by("fmt", maintain_order=True)
     ]
     left = pl.concat([p[0] for p in parts]) if parts else pl.DataFrame(schema=SKIMMED)
-    kept = pl.concat([p[1] for p in parts], how="diagonal") if parts else _no_rows()
+    kept = pl.concat([p[1] for p in parts]) if parts else pl.DataFrame(schema=WHOLE)
     done = pl.concat([left.select("line"), kept.select("line")])
     rest = candidates.join(done, on="line", how="anti", maintain_order="left")
     return Skim(left, kept, rest)
@@ -289,16 +297,13 @@ _KEPT = "_kept"
 _READ = ("limit_before", "limit_after")
 
 
-def _no_rows() -> pl.DataFrame:
-    raw = {n: RAW_RULES if n == "rules" else pl.String for n in _FIELDS}
-    return pl.DataFrame(
-        schema={
-            **SKIMMED,
-            **raw,
-            **dict.fromkeys(["level", "service", "trace_id"], pl.String),
-            "credit_score_present": pl.Boolean,
-        }
-    )
+# A decision read whole, as `skim` returns it.
+WHOLE: dict[str, DType] = {
+    **SKIMMED,
+    **{n: RAW_RULES if n == "rules" else pl.String for n in _FIELDS},
+    **dict.fromkeys(["level", "service", "trace_id"], pl.String),
+    "credit_score_present": pl.Boolean,
+}
 
 
 def _skim(
@@ -344,7 +349,7 @@ def _skim(
         stamp = [
             text.str.slice(0, 23).alias("ts_text"),
             pl.lit(host).alias("host"),
-            pl.when(~batch.is_in(["null", ""])).then(batch).alias("bureau_batch"),
+            logback_value(batch).alias("bureau_batch"),
         ]
     # A time that does not parse leaves the line to the full path, which says why. The
     # logback head's time, as the grammar has it, carries no offset.
@@ -383,9 +388,9 @@ def _whole_json(kept: pl.DataFrame) -> pl.DataFrame:
         .with_columns(raw(n) for n in [*_FIELDS, "level", "service", "trace_id"])
         .with_columns(
             pl.col("rules").str.json_decode(RAW_RULES),
-            text.str.contains(r'"credit_score"\s*:').alias("credit_score_present"),
+            json_credit_score_present().alias("credit_score_present"),
         )
-        .select(_no_rows().columns)
+        .select(list(WHOLE))
         .collect()
     )
 
@@ -395,18 +400,18 @@ def _whole_text(kept: pl.DataFrame) -> pl.DataFrame:
     text = pl.col("text")
     names = [n for n in _FIELDS if n != "rules" and n not in _READ]
     # As the full path reads a message: a value of null or nothing is null.
-    fields = {n: text.str.extract(_text_value(n)) for n in names}
+    fields = {n: logback_value(text.str.extract(_text_value(n))) for n in names}
     trace = text.str.extract(r"\] +\[traceId=([^\]\s]*)\]")
     return (
         kept.lazy()
         .with_columns(
-            *(pl.when(~f.is_in(["null", ""])).then(f).alias(n) for n, f in fields.items()),
+            *(f.alias(n) for n, f in fields.items()),
             text_rules(text.str.extract(_text_value("rules"))).alias("rules"),
             text.str.extract(r"^\S+ \S+ +([A-Za-z]+)").alias("level"),
             pl.lit(None, pl.String).alias("service"),
             pl.when(trace.str.strip_chars() != "").then(trace).alias("trace_id"),
             text.str.contains(" credit_score=", literal=True).alias("credit_score_present"),
         )
-        .select(_no_rows().columns)
+        .select(list(WHOLE))
         .collect()
     )
