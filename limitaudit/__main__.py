@@ -1,4 +1,4 @@
-from limitaudit.cli import main
+from limitaudit.launch import main
 
 # Guarded: worker processes (ingest.read_files) start by importing the main module.
 if __name__ == "__main__":
