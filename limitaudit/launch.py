@@ -37,7 +37,7 @@ def tune_allocator() -> None:
     if "polars" in sys.modules:
         return  # too late: jemalloc has read its settings
     mine = os.environ.get(CONF)
-    os.environ[CONF] = ALLOCATOR if mine is None else f"{ALLOCATOR},{mine}"
+    os.environ[CONF] = f"{ALLOCATOR},{mine}" if mine else ALLOCATOR
     try:
         import polars  # noqa: F401, PLC0415
     finally:

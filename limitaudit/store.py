@@ -512,7 +512,7 @@ def _open(
 def _parts(
     data: Path, buckets: int, dump: Dump, facts: AuditFacts, decisions: pl.Expr | None
 ) -> Iterator[Dump]:
-    """The store's users a share of buckets at a time (about PART_ROWS kept decisions a
+    """The store's users a share of buckets at a time (about STORE_PART_ROWS kept decisions a
     share), each read from its buckets' files as `Dump.only` would cut it from the whole."""
     try:
         yield from _read_parts(data, buckets, dump, facts, decisions)
@@ -533,7 +533,7 @@ def _read_parts(
     if decisions is not None:
         decision = decision.filter(decisions)
     kept = decision.select(pl.len()).collect().item()
-    shares = max(1, min(buckets, -(-kept // audit_command.PART_ROWS)))
+    shares = max(1, min(buckets, -(-kept // audit_command.STORE_PART_ROWS)))
     for part in range(shares):
         mine = [b for b in range(buckets) if b % shares == part]
         tables = dict(dump.tables)

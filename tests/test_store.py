@@ -204,7 +204,7 @@ def test_an_audit_reads_the_store_a_share_of_users_at_a_time(
     time (a few dozen decisions a share here), and answers as the whole dump does."""
     options = AuditOptions()
     full = audit(whole, options)
-    monkeypatch.setattr(audit_module, "PART_ROWS", 20)
+    monkeypatch.setattr(audit_module, "STORE_PART_ROWS", 20)
     dump = open_store(store, decisions=decisions_needed(options), options=options)
     assert dump.parts is not None
     assert dump.tables["decision"].height == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,10 @@ def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Ex
 # decisions an audit keeps: what attribution builds for a zeroing (matches, rules,
 # evidence) is several times the zeroing, and would otherwise grow with the whole dump.
 PART_ROWS = 250_000
+# A store's share is read from its own buckets' files, where a raw dump's is cut from
+# tables in memory by a pass over them all: it can be smaller, and smaller frames
+# attribute faster (the store of 3.2M lines: 5.5 s with 250k a share, 4.9 s with 125k).
+STORE_PART_ROWS = 125_000
 
 
 def audit(dump: Dump, options: AuditOptions) -> AuditResult:
@@ -184,7 +189,7 @@ def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
     or when users are not apart (a change_id naming two users ties them together). A store
     read for an audit gives its own shares, read one at a time."""
     if dump.parts is not None:
-        yield from dump.parts()
+        yield from _ahead(dump.parts())
         return
     shares = -(-dump.tables["decision"].height // PART_ROWS)
     if dump.scope is not None or shares <= 1 or not users_apart(dump):
@@ -193,6 +198,17 @@ def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
     share = pl.col("user_id").hash() % shares
     for part in range(shares):
         yield dump.only(share == part, facts)
+
+
+def _ahead(items: Iterator[Dump]) -> Iterator[Dump]:
+    """`items`, the next one made on a thread while the one before is used: a store's
+    share is read from Parquet while the share before it is attributed. Polars releases
+    the GIL in both, and neither alone keeps two cores busy."""
+    with ThreadPoolExecutor(1) as pool:
+        coming = pool.submit(next, items, None)
+        while (item := coming.result()) is not None:
+            coming = pool.submit(next, items, None)
+            yield item
 
 
 def _attribute(
