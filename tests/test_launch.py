@@ -44,7 +44,6 @@ def _probe(user_conf: str | None) -> tuple[str, str]:
 
 def test_the_process_hands_freed_pages_back_at_once() -> None:
     env_after, stats = _probe(None)
-    assert "opt.dirty_decay_ms: 100 " in stats
     assert "opt.muzzy_decay_ms: 0 " in stats
     # Put back as the user had it: worker processes started later keep Polars' default.
     assert env_after == "stats_print:true"
@@ -53,5 +52,4 @@ def test_the_process_hands_freed_pages_back_at_once() -> None:
 def test_a_setting_of_the_users_wins() -> None:
     env_after, stats = _probe("muzzy_decay_ms:2000")
     assert "opt.muzzy_decay_ms: 2000 " in stats
-    assert "opt.dirty_decay_ms: 100 " in stats
     assert env_after == "stats_print:true,muzzy_decay_ms:2000"
