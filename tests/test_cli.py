@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from limitaudit import render
 from limitaudit.cli import app
+from limitaudit.commands.audit import AuditOptions, audit
+from limitaudit.ingest import ingest
 from limitaudit.status import ExitStatus
 from tests.builders import (
     U1,
@@ -201,6 +203,25 @@ def test_csv_is_spreadsheet_safe_and_keeps_chinese(dump: Path, tmp_path: Path) -
     for row in rows:
         for value in row.values():
             assert not value.startswith(("=", "+", "-", "@")), value
+
+
+def test_csv_is_the_same_through_bytes_or_text(dump: Path) -> None:
+    """write_audit_csv writes a UTF-8 stream's bytes directly, others through the text."""
+    result = audit(ingest([dump]), AuditOptions())
+    streams: dict[str, bytes] = {}
+    for name, encoding in (("utf-8", "utf-8"), ("gb18030", "gb18030")):
+        raw = io.BytesIO()
+        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        render.write_audit_csv(result, text, bom=True)
+        text.flush()
+        streams[name] = raw.getvalue()
+    plain = io.StringIO()
+    render.write_audit_csv(result, plain, bom=True)
+    assert render._utf8_bytes(io.TextIOWrapper(io.BytesIO(), encoding="UTF8")) is not None
+    assert render._utf8_bytes(plain) is None
+    assert streams["utf-8"] == plain.getvalue().encode("utf-8")
+    assert streams["gb18030"] == plain.getvalue().encode("gb18030")
+    assert "客户投诉".encode() in streams["utf-8"]
 
 
 @pytest.mark.parametrize(
