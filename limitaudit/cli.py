@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -361,10 +362,28 @@ def _main(
     """limitaudit: why did this user's credit limit go to zero?"""
 
 
+def stop_on_terminate() -> None:
+    """A run that is terminated (a CI job's time-out) stops as an interrupted one does:
+    its worker processes are ended and its temporary files removed, with status 143.
+
+    By default SIGTERM ends this process at once: its folders of spilled frames stay
+    behind, and its workers read on until their file is done."""
+
+    def stop(signum: int, _frame: object) -> None:
+        # Only a run that started workers has imported multiprocessing.
+        mp = sys.modules.get("multiprocessing")
+        for child in mp.active_children() if mp else ():
+            child.terminate()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     # The entry points guard their top-level code, as worker processes require.
     read_in_processes()
+    stop_on_terminate()
     app()
 
 
-__all__ = ["ExitStatus", "app", "main"]
+__all__ = ["ExitStatus", "app", "main", "stop_on_terminate"]

@@ -360,13 +360,15 @@ def _read_apart(jobs: list[Job], progress: Progress | None) -> list[_Reader]:
             initargs=(lines,),
         ) as pool:
             # Longest first, so that no worker is left with a large file when the others
-            # are done; map submits every job at once: the workers start now, with this
+            # are done; every job is submitted at once: the workers start now, with this
             # setting.
             order = sorted(range(len(jobs)), key=lambda i: -_work(jobs[i][1]))
             with _threads_in_workers(1):
-                done_jobs = pool.map(_read_in_worker, [jobs[i] for i in order])
-            by_job = dict(zip(order, done_jobs, strict=True))
-            return [by_job[i] for i in range(len(jobs))]
+                futures = {i: pool.submit(_read_in_worker, jobs[i]) for i in order}
+            # Not pool.map: on the way out of an interrupted read it cancels the futures
+            # left, and once the workers are ended (cli.stop_on_terminate) the pool's own
+            # thread then fails on them, noisily (CPython gh-107219, fixed in 3.12).
+            return [futures[i].result() for i in range(len(jobs))]
     except BrokenProcessPool as exc:
         raise DumpError(
             "a process reading the dump ended without finishing (killed, or out of memory)"

@@ -4,6 +4,8 @@ them one by one gives."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,43 @@ def test_workers_run_polars_on_one_thread_unless_the_user_chose(
     with ingest_module._threads_in_workers(1):
         assert os.environ["POLARS_MAX_THREADS"] == "7"
     assert os.environ["POLARS_MAX_THREADS"] == "7"
+
+
+PROBE = """
+import multiprocessing, os, signal, sys, tempfile, time
+
+from limitaudit.cli import stop_on_terminate
+
+
+def nap():
+    time.sleep(60)
+
+
+if __name__ == "__main__":
+    stop_on_terminate()
+    child = multiprocessing.get_context("spawn").Process(target=nap)
+    child.start()
+    with tempfile.TemporaryDirectory(dir=sys.argv[1]) as folder:
+        print(folder, child.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+"""
+
+
+def test_a_terminated_run_ends_its_workers_and_removes_its_files(tmp_path: Path) -> None:
+    """SIGTERM (a CI job's time-out) unwinds like an interruption, with status 143."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    done = subprocess.run(
+        [sys.executable, str(probe), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,  # the status is what is checked
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr == ""
+    folder, pid = done.stdout.split()
+    assert not Path(folder).exists()
+    with pytest.raises(ProcessLookupError):  # ended, and reaped by multiprocessing
+        os.kill(int(pid), 0)
