@@ -167,11 +167,12 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
     facts = (
         known if known is not None and known.options == options else whole_dump_facts(dump, options)
     )
-    shares = [_attribute(share, options, facts, names) for share in _shares(dump, facts)]
-    # A user's rows are all in one share, in the order one audit of them all would give.
-    out = pl.concat([s[0] for s in shares]).sort("zeroed_at", "user_id", maintain_order=True)
-    breaks = pl.concat([s[1] for s in shares])
-    gaps = pl.concat([s[2] for s in shares])
+    attributed = [_attribute(share, options, facts, names) for share in _shares(dump, facts)]
+    outs = [a[0] for a in attributed]
+    breaks = pl.concat([a[1] for a in attributed])
+    gaps = pl.concat([a[2] for a in attributed])
+    attributed.clear()  # the zeroings are held by `outs` alone, which _sorted lets go
+    out = _sorted(outs)
     findings = _findings(dump, breaks, gaps, names)
     counts = dict.fromkeys(FINDING_KINDS, 0)
     for f in findings:
@@ -182,6 +183,23 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         for c in ("lines", "records", "duplicates", "rejected")
     }
     return AuditResult(out, findings, facts.offsets, accounting, options, counts, facts)
+
+
+def _sorted(outs: list[pl.DataFrame]) -> pl.DataFrame:
+    """The shares' zeroings as one frame, by zeroed_at then user_id (a user's rows are all
+    in one share, in the order one audit of them all would give), and `outs` emptied.
+
+    Built a column at a time, each share's column let go once it is placed: sorting the
+    whole frame would hold every zeroing twice, at the end of the audit, when its memory
+    is at its peak (750k zeroings from 21M lines take some 370 MB)."""
+    whole = pl.concat(outs)
+    outs.clear()
+    order = whole.select(pl.arg_sort_by("zeroed_at", "user_id", maintain_order=True)).to_series()
+    columns = []
+    for name in whole.columns:
+        columns.append(whole.get_column(name).gather(order))
+        whole = whole.drop(name)
+    return pl.DataFrame(columns)
 
 
 def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
