@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 from limitaudit import ingest as ingest_module
 from limitaudit import lines as lines_module
+from limitaudit.discover import SourceFile
 from limitaudit.errors import DumpError
 from limitaudit.ingest import Finding
 from limitaudit.schema import LEDGER_SCHEMA, Rule, Time, event_schema
@@ -1016,3 +1017,28 @@ def test_an_object_where_a_string_belongs_is_rejected_alone(dump_dir: Path) -> N
         ("le-01/a.log", 2, "JSON the decoder rejects (bad types or nesting)")
     ]
     assert_counts(report(dump, "le-01/a.log"), lines=3, records=2, rejected=1)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_first_ledger_row_of_a_change_stays_in_any_order_given(shuffled: bool) -> None:
+    """Readers hand ledger rows over in (file, line) order, and _dedup_ledger skips its
+    sort then; rows in another order are sorted first, and the answer is the same."""
+    t = datetime(2026, 3, 14, tzinfo=UTC)
+    rows = [
+        (0, 2, "c2", "u2", t, 100, 0, "risk_engine"),
+        (0, 9, "c1", "u1", t, 500, 0, "risk_engine"),
+        (1, 5, "c1", "u1", t, 500, 100, "manual"),  # the same change_id, other values
+    ]
+    given = rows[::-1] if shuffled else rows
+    ledger = pl.DataFrame(given, schema=LEDGER_SCHEMA, orient="row")
+    files = [
+        ingest_module.FileReport(SourceFile(Path(n), n, "ledger_csv", "none", 1))
+        for n in ("a.csv", "b.csv")
+    ]
+    findings: list[Finding] = []
+    kept, dups = ingest_module._dedup_ledger(ledger, files, findings)
+    assert_frame_equal(kept, pl.DataFrame(rows[:2], schema=LEDGER_SCHEMA, orient="row"))
+    assert_frame_equal(dups, pl.DataFrame(rows[2:], schema=LEDGER_SCHEMA, orient="row"))
+    assert [f.message for f in findings] == [
+        "b.csv:5: change_id c1 repeats a.csv:9 with other values; the first is kept"
+    ]
