@@ -67,8 +67,8 @@ from pathlib import Path
 import polars as pl
 import zstandard
 
-from limitaudit.discover import discover
-from limitaudit.parse import JSON_DOC, TEXT_LINE
+from limitaudit.read.discover import discover
+from limitaudit.read.parse import JSON_DOC, TEXT_LINE
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

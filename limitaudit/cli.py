@@ -13,19 +13,22 @@ import typer
 from rich.console import Console
 
 from limitaudit import __version__
-from limitaudit.commands.audit import CAUSES, FINDING_KINDS, AuditOptions, decisions_needed
+from limitaudit.analysis.facts import decisions_needed
+from limitaudit.atomic import write_atomic
 from limitaudit.commands.audit import audit as run_audit
 from limitaudit.commands.ingest import UNCHANGED, ingest_store
 from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.commands.trace import trace as run_trace
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.ingest import DEFAULT_TZ, read_in_processes
-from limitaudit.progress import line_progress
-from limitaudit.render import render_result, write_audit_csv
+from limitaudit.model.audit import CAUSES, FINDING_KINDS, AuditOptions
+from limitaudit.model.dump import DEFAULT_TZ
+from limitaudit.output.files import write_table
+from limitaudit.output.progress import line_progress
+from limitaudit.output.render import render_result, write_audit_csv
+from limitaudit.read.parallel import read_in_processes
 from limitaudit.status import ExitStatus
 from limitaudit.store import load
-from limitaudit.writeout import write_atomic, write_table
 
 app = typer.Typer(
     name="limitaudit",

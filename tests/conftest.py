@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import zstandard
 
-from limitaudit.ingest import COUNTS, Dump, FileReport, ingest
+from limitaudit.model.dump import COUNTS, Dump, FileReport
+from limitaudit.read import read_dump
 
 ABSENT: Any = object()
 # 10:12:03.481 in Shanghai.
@@ -137,7 +138,7 @@ def dump_dir(tmp_path: Path) -> Path:
 
 
 def read(root: Path | Sequence[Path], tz: str = "Asia/Shanghai") -> Dump:
-    dump = ingest([root] if isinstance(root, Path) else list(root), tz=tz)
+    dump = read_dump([root] if isinstance(root, Path) else list(root), tz=tz)
     for file in dump.files:
         assert_identity(file)
     return dump

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 import limitaudit.commands.trace as trace_module
-from limitaudit.commands.audit import AuditOptions, AuditResult, audit, users_apart
-from limitaudit.ingest import ingest
+from limitaudit.analysis.facts import users_apart
+from limitaudit.commands.audit import AuditResult, audit
+from limitaudit.model.audit import AuditOptions
+from limitaudit.read import read_dump
 from tests.builders import (
     U1,
     U2,
@@ -34,7 +36,7 @@ CUTOFF_BAD = [
 def run(
     tmp_path: Path, records: list[dict[str, Any]], ledger: list[Any], **opts: Any
 ) -> AuditResult:
-    return audit(ingest([write_dump(tmp_path / "dump", records, ledger)]), AuditOptions(**opts))
+    return audit(read_dump([write_dump(tmp_path / "dump", records, ledger)]), AuditOptions(**opts))
 
 
 def only(result: AuditResult) -> dict[str, Any]:
@@ -443,7 +445,9 @@ def test_a_change_id_naming_two_users_keeps_trace_on_the_whole_dump(
     # c1 is logged for U1 but the ledger files it under U2 (corrupt data): the ledger row is
     # matched to U1's decision by its change_id, so U2's audit needs U1's rows.
     records = [decision(U1, 20, 50000, 0, [rule("R_FRAUD")], change_id="c1", fraud=True)]
-    dump = ingest([write_dump(tmp_path / "dump", records, [ledger_row("c1", U2, 20.05, 500, 0)])])
+    dump = read_dump(
+        [write_dump(tmp_path / "dump", records, [ledger_row("c1", U2, 20.05, 500, 0)])]
+    )
     assert not users_apart(dump)
     seen = []
     real = trace_module.audit

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from limitaudit import render
 from limitaudit.cli import app
-from limitaudit.commands.audit import AuditOptions, audit
-from limitaudit.ingest import ingest
+from limitaudit.commands.audit import audit
+from limitaudit.model.audit import AuditOptions
+from limitaudit.output import render
+from limitaudit.read import read_dump
 from limitaudit.status import ExitStatus
 from tests.builders import (
     U1,
@@ -207,7 +208,7 @@ def test_csv_is_spreadsheet_safe_and_keeps_chinese(dump: Path, tmp_path: Path) -
 
 def test_csv_is_the_same_through_bytes_or_text(dump: Path) -> None:
     """write_audit_csv writes a UTF-8 stream's bytes directly, others through the text."""
-    result = audit(ingest([dump]), AuditOptions())
+    result = audit(read_dump([dump]), AuditOptions())
     streams: dict[str, bytes] = {}
     for name, encoding in (("utf-8", "utf-8"), ("gb18030", "gb18030")):
         raw = io.BytesIO()

@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from limitaudit import ingest as ingest_module
-from limitaudit import lines as lines_module
-from limitaudit.discover import SourceFile
 from limitaudit.errors import DumpError
-from limitaudit.ingest import Finding
-from limitaudit.schema import LEDGER_SCHEMA, Rule, Time, event_schema
+from limitaudit.model.dump import FileReport, Finding, SourceFile
+from limitaudit.model.schema import LEDGER_SCHEMA, Rule, Time, event_schema
+from limitaudit.read import lines as lines_module
+from limitaudit.read import reader as reader_module
+from limitaudit.read import settle as settle_module
 from tests.conftest import (
     ABSENT,
     LEDGER_COLUMNS,
@@ -602,7 +602,7 @@ def test_stack_trace_spanning_blocks_stays_with_its_record(
     """Blocks go to the full path one at a time, a few at a time, or all at once."""
     monkeypatch.setattr(lines_module, "RAW_CHUNK", 32)
     monkeypatch.setattr(lines_module, "BLOCK_BYTES", 64)
-    monkeypatch.setattr(ingest_module, "FULL_ROWS", full_rows)
+    monkeypatch.setattr(reader_module, "FULL_ROWS", full_rows)
     write(dump_dir, "le-03/limit-engine.log", [HEADER, ERROR_TEXT, *STACK, DECISION_TEXT])
     dump = read(dump_dir)
     assert column(dump.tables["engine_error"], "stack") == ["\n".join(STACK)]
@@ -661,7 +661,7 @@ def test_exact_duplicates_within_and_across_files(
     dump_dir: Path, slice_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Repeats are looked for a slice of the hashes at a time; one hash a slice is the most.
-    monkeypatch.setattr(ingest_module, "REPEAT_ROWS", slice_rows)
+    monkeypatch.setattr(settle_module, "REPEAT_ROWS", slice_rows)
     one, two, three = (decision(user_id=str(i)) for i in (1, 2, 3))
     heartbeat = json_record("heartbeat")
     write(dump_dir, "le-01/a.log", [one, two, one, heartbeat])
@@ -1032,11 +1032,10 @@ def test_the_first_ledger_row_of_a_change_stays_in_any_order_given(shuffled: boo
     given = rows[::-1] if shuffled else rows
     ledger = pl.DataFrame(given, schema=LEDGER_SCHEMA, orient="row")
     files = [
-        ingest_module.FileReport(SourceFile(Path(n), n, "ledger_csv", "none", 1))
-        for n in ("a.csv", "b.csv")
+        FileReport(SourceFile(Path(n), n, "ledger_csv", "none", 1)) for n in ("a.csv", "b.csv")
     ]
     findings: list[Finding] = []
-    kept, dups = ingest_module._dedup_ledger(ledger, files, findings)
+    kept, dups = settle_module._dedup_ledger(ledger, files, findings)
     assert_frame_equal(kept, pl.DataFrame(rows[:2], schema=LEDGER_SCHEMA, orient="row"))
     assert_frame_equal(dups, pl.DataFrame(rows[2:], schema=LEDGER_SCHEMA, orient="row"))
     assert [f.message for f in findings] == [

@@ -19,12 +19,14 @@ import pytest
 import zstandard
 from polars.testing import assert_frame_equal
 
-from limitaudit.commands import audit as audit_module
-from limitaudit.commands.audit import AuditOptions, audit, decisions_needed
+from limitaudit.analysis import audit as audit_module
+from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.match import CHANGES
+from limitaudit.commands.audit import audit
 from limitaudit.commands.scan import summarise
-from limitaudit.ingest import ingest
-from limitaudit.match import CHANGES
-from limitaudit.schema import ORIGIN
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.schema import ORIGIN
+from limitaudit.read import read_dump
 from limitaudit.synth import SynthOptions, generate
 
 REJECTED_KINDS = {
@@ -84,7 +86,7 @@ def physical_lines(path: Path) -> int:
 
 def test_every_line_is_accounted_for(world: tuple[Path, Path, int]) -> None:
     dump_dir, answers, seed = world
-    result = summarise(ingest([dump_dir]))
+    result = summarise(read_dump([dump_dir]))
     files = {f.path: f for f in result.files}
     expected = pl.read_csv(answers / "files.csv")
     for name, kind, lines in expected.iter_rows():
@@ -109,7 +111,7 @@ def test_every_line_is_accounted_for(world: tuple[Path, Path, int]) -> None:
 
 def test_every_injected_defect_is_rejected_or_counted(world: tuple[Path, Path, int]) -> None:
     dump_dir, answers, seed = world
-    dump = ingest([dump_dir])
+    dump = read_dump([dump_dir])
     names = [f.source.name for f in dump.files]
     rejected = {(names[f], line) for f, line in dump.rejects.select("file_id", "line").iter_rows()}
     dirt = pl.read_csv(answers / "dirt.csv")
@@ -126,7 +128,7 @@ def test_every_injected_defect_is_rejected_or_counted(world: tuple[Path, Path, i
 
 def test_audit_agrees_with_the_answers(world: tuple[Path, Path, int]) -> None:
     dump_dir, answers, seed = world
-    got = audit(ingest([dump_dir]), AuditOptions()).zeroings
+    got = audit(read_dump([dump_dir]), AuditOptions()).zeroings
     want = pl.read_csv(answers / "audit.csv", infer_schema=False)
     key = ["user_id", "zeroed_at"]
     assert got.height == want.height, f"seed {seed}"
@@ -151,8 +153,8 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     """What `audit` reads (only the decisions it uses, ingest's `decisions`) changes no answer."""
     dump_dir, _, seed = world
     options = AuditOptions(below_yuan=below)
-    whole = ingest([dump_dir])
-    lean = ingest([dump_dir], decisions=decisions_needed(options))
+    whole = read_dump([dump_dir])
+    lean = read_dump([dump_dir], decisions=decisions_needed(options))
     assert lean.tables["decision"].height < whole.tables["decision"].height
     # The decisions it keeps are those a whole read makes, row for row, most read by the
     # skim; and every line is accounted for alike.
@@ -168,7 +170,9 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert_frame_equal(got.zeroings, want.zeroings)
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
-    assert summarise(whole).to_data() == summarise(ingest([dump_dir], decisions=CHANGES)).to_data()
+    assert (
+        summarise(whole).to_data() == summarise(read_dump([dump_dir], decisions=CHANGES)).to_data()
+    )
 
 
 def test_users_attributed_in_shares_audit_as_all_at_once(
@@ -177,7 +181,7 @@ def test_users_attributed_in_shares_audit_as_all_at_once(
     """A large dump's users are attributed a share at a time (PART_ROWS): the same answers,
     in the same order, as attributing them all at once."""
     dump_dir, _, seed = world
-    dump = ingest([dump_dir])
+    dump = read_dump([dump_dir])
     options = AuditOptions()
     at_once = audit(dump, options)
     monkeypatch.setattr(audit_module, "PART_ROWS", 97)  # a dozen shares or more

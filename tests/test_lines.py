@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from limitaudit import lines as lines_module
-from limitaudit.lines import ReadOutcome, compression_of, read_blocks, read_head
+from limitaudit.read import lines as lines_module
+from limitaudit.read.lines import ReadOutcome, compression_of, read_blocks, read_head
 from tests.conftest import gzip_members, write, zstd_frames
 
 

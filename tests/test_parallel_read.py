@@ -12,10 +12,13 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-import limitaudit.ingest as ingest_module
+import limitaudit.read.parallel as parallel_module
 from limitaudit.cli import app
-from limitaudit.discover import discover
-from limitaudit.ingest import Dump, ingest, read_files, settle
+from limitaudit.model.dump import Dump
+from limitaudit.read import read_dump
+from limitaudit.read.discover import discover
+from limitaudit.read.parallel import read_files
+from limitaudit.read.settle import settle
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs"
 
@@ -32,9 +35,9 @@ def _assert_same(parallel: Dump, serial: Dump) -> None:
 
 
 def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    parallel = ingest([SAMPLE])
-    monkeypatch.setattr(ingest_module, "READ_THREADS", 1)
-    _assert_same(parallel, ingest([SAMPLE]))
+    parallel = read_dump([SAMPLE])
+    monkeypatch.setattr(parallel_module, "READ_THREADS", 1)
+    _assert_same(parallel, read_dump([SAMPLE]))
 
 
 def test_worker_processes_change_nothing() -> None:
@@ -63,11 +66,11 @@ def test_workers_run_polars_on_one_thread_unless_the_user_chose(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
-    with ingest_module._threads_in_workers(1):
+    with parallel_module._threads_in_workers(1):
         assert os.environ["POLARS_MAX_THREADS"] == "1"
     assert "POLARS_MAX_THREADS" not in os.environ
     monkeypatch.setenv("POLARS_MAX_THREADS", "7")
-    with ingest_module._threads_in_workers(1):
+    with parallel_module._threads_in_workers(1):
         assert os.environ["POLARS_MAX_THREADS"] == "7"
     assert os.environ["POLARS_MAX_THREADS"] == "7"
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from limitaudit.progress import line_progress
+from limitaudit.output.progress import line_progress
 
 
 def test_no_progress_when_not_a_terminal() -> None:

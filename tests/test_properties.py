@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from limitaudit import lines as lines_module
-from limitaudit.schema import EVENTS
+from limitaudit.model.schema import EVENTS
+from limitaudit.read import lines as lines_module
 from tests.conftest import (
     PARTS,
     as_bytes,

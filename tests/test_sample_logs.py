@@ -7,14 +7,15 @@ from pathlib import Path
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from limitaudit.commands.audit import CAUSES, CONTRACT_COLUMNS, AuditOptions, audit
-from limitaudit.ingest import ingest
+from limitaudit.commands.audit import audit
+from limitaudit.model.audit import CAUSES, CONTRACT_COLUMNS, AuditOptions
+from limitaudit.read import read_dump
 
 ROOT = Path(__file__).parent.parent
 
 
 def test_sample_logs_audit_equals_its_answers() -> None:
-    got = audit(ingest([ROOT / "sample_logs"]), AuditOptions()).zeroings.select(CONTRACT_COLUMNS)
+    got = audit(read_dump([ROOT / "sample_logs"]), AuditOptions()).zeroings.select(CONTRACT_COLUMNS)
     want = pl.read_csv(ROOT / "tests" / "sample_answers" / "audit.csv", infer_schema=False)
     want = want.select(CONTRACT_COLUMNS).with_columns(
         pl.col(c).fill_null("") for c in ("cause_ref",)

@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from limitaudit.ingest import DEFAULT_TZ, _pre_reason, ingest
-from limitaudit.lines import ReadOutcome, read_blocks
-from limitaudit.match import CHANGES
-from limitaudit.parse import RECORD, classify
-from limitaudit.skim import skim, skimmable
+from limitaudit.analysis.match import CHANGES
+from limitaudit.model.dump import DEFAULT_TZ
+from limitaudit.read import read_dump
+from limitaudit.read.lines import ReadOutcome, read_blocks
+from limitaudit.read.parse import RECORD, classify
+from limitaudit.read.reader import _pre_reason
+from limitaudit.read.skim import skim, skimmable
 from tests.conftest import ISO_TIME, TEXT_TIME, USER, decision, text_record
 
 HOST = "le-03"
@@ -47,8 +49,8 @@ def _check(
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     skimmed, read_whole = _skimmed(path, keep)
     skimmed = skimmed.sort("line")
-    full = ingest([path])
-    lean = ingest([path], decisions=keep)
+    full = read_dump([path])
+    lean = read_dump([path], decisions=keep)
     assert_frame_equal(lean.tables["decision"], full.tables["decision"].filter(keep))
     assert_frame_equal(lean.rejects, full.rejects)
     assert lean.files[0].counts == full.files[0].counts

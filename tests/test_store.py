@@ -15,18 +15,24 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-import limitaudit.commands.audit as audit_module
 import limitaudit.commands.trace as trace_module
-import limitaudit.ingest as ingest_module
+import limitaudit.read.reader as reader_module
 import limitaudit.store as store_module
+import limitaudit.store.open as store_open
+import limitaudit.store.write as store_write
+from limitaudit.analysis.facts import decisions_needed
 from limitaudit.cli import app
-from limitaudit.commands.audit import AuditOptions, AuditResult, audit, decisions_needed
+from limitaudit.commands.audit import AuditResult, audit
 from limitaudit.commands.ingest import ADDED, CREATED, UNCHANGED, ingest_store
 from limitaudit.commands.scan import summarise
 from limitaudit.commands.trace import UnknownUser, trace
-from limitaudit.discover import discover, is_store
-from limitaudit.ingest import Dump, ingest, read_files, settle
-from limitaudit.render import dumps_json, write_audit_csv
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import Dump
+from limitaudit.output.render import dumps_json, write_audit_csv
+from limitaudit.read import read_dump
+from limitaudit.read.discover import discover, is_store
+from limitaudit.read.parallel import read_files
+from limitaudit.read.settle import settle
 from limitaudit.status import ExitStatus
 from limitaudit.store import open_store, write_store
 from limitaudit.synth import SynthOptions, generate
@@ -135,7 +141,7 @@ def json_text(data: object) -> str:
 def test_kept_rows_parked_on_disk_read_back_as_they_were(
     synth: Path, whole: Dump, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_module, "PARK_ROWS", 1)  # every file's rows go to disk
+    monkeypatch.setattr(reader_module, "PARK_ROWS", 1)  # every file's rows go to disk
     got = settle(read_files(discover([synth])), keep=True)
     assert_same_dump(got, whole)
     for name in ("stamps", "keys", "ledger_repeats"):
@@ -147,7 +153,7 @@ def test_a_built_store_spills_decisions_and_holds_the_whole_dump(
 ) -> None:
     """`ingest` puts decisions aside as it reads (a few hundred rows at a time here) and
     writes them bucket by bucket: the store holds what writing the whole Dump gives."""
-    monkeypatch.setattr(ingest_module, "SPILL_ROWS", 300)
+    monkeypatch.setattr(reader_module, "SPILL_ROWS", 300)
     built = tmp_path / "built"
     result = ingest_store([synth], built)
     assert result.action == CREATED
@@ -204,7 +210,7 @@ def test_an_audit_reads_the_store_a_share_of_users_at_a_time(
     time (a few dozen decisions a share here), and answers as the whole dump does."""
     options = AuditOptions()
     full = audit(whole, options)
-    monkeypatch.setattr(audit_module, "STORE_PART_ROWS", 20)
+    monkeypatch.setattr(store_open, "STORE_PART_ROWS", 20)
     dump = open_store(store, decisions=decisions_needed(options), options=options)
     assert dump.parts is not None
     assert dump.tables["decision"].height == 0
@@ -310,7 +316,7 @@ def test_a_repeat_of_an_old_line_in_a_new_file_is_still_a_duplicate(
         encoding="utf-8",
     )
     assert ingest_store([small], out).action == ADDED
-    stored, whole = open_store(out), ingest([small])
+    stored, whole = open_store(out), read_dump([small])
     assert_same_dump(stored, whole)
     counts = {f.source.name: f.counts for f in stored.files}
     # The new files come first by name: their copies are kept, the old ones are repeats.
@@ -351,7 +357,7 @@ def test_a_changed_file_is_reported_and_nothing_is_mixed_in(small: Path, tmp_pat
     replaced = invoke("ingest", str(small), "--store", str(out), "--replace", "--format", "json")
     assert replaced.exit_code == ExitStatus.OK, replaced.stderr
     assert json.loads(replaced.stdout)["action"] == "replaced"
-    assert_same_dump(open_store(out), ingest([small]))
+    assert_same_dump(open_store(out), read_dump([small]))
 
 
 def test_a_store_of_another_polars_version_takes_no_new_files(small: Path, tmp_path: Path) -> None:
@@ -376,7 +382,7 @@ def test_a_store_of_another_polars_version_takes_no_new_files(small: Path, tmp_p
     # Reading it is fine: the hashes only matter to files added later.
     assert invoke("audit", str(out), "--fail-on", "none").exit_code == ExitStatus.OK
     assert invoke("ingest", str(small), "--store", str(out), "--replace").exit_code == 0
-    assert_same_dump(open_store(out), ingest([small]))
+    assert_same_dump(open_store(out), read_dump([small]))
 
 
 def test_an_interrupted_write_leaves_the_previous_store(
@@ -390,18 +396,18 @@ def test_an_interrupted_write_leaves_the_previous_store(
         (small / "le-02" / "service.log").read_text(encoding="utf-8"), encoding="utf-8"
     )
 
-    def crash(path: Path, text: str) -> None:
+    def crash(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "_replace_file", crash)
+        patch.setattr(store_write, "write_atomic", crash)
         with pytest.raises(OSError, match="disk full"):
             ingest_store([small], out)
     assert (out / "g000002").is_dir()  # written in full, but no manifest names it
     assert_same_dump(open_store(out), before)
     assert ingest_store([small], out).action == ADDED
     assert sorted(p.name for p in out.iterdir()) == ["g000003", "manifest.json"]
-    assert_same_dump(open_store(out), ingest([small]))
+    assert_same_dump(open_store(out), read_dump([small]))
 
 
 def test_a_read_that_an_ingest_overtakes_reads_the_new_store(
@@ -420,9 +426,9 @@ def test_a_read_that_an_ingest_overtakes_reads_the_new_store(
     manifests = iter([first])
     real = store_module.read_manifest
     monkeypatch.setattr(
-        store_module, "read_manifest", lambda directory: next(manifests, None) or real(directory)
+        store_open, "read_manifest", lambda directory: next(manifests, None) or real(directory)
     )
-    assert_same_dump(open_store(out), ingest([small]))
+    assert_same_dump(open_store(out), read_dump([small]))
     monkeypatch.undo()
     # The manifest's own generation gone: damaged, and said so.
     shutil.rmtree(out / real(out)["generation"] / "decision")

@@ -16,14 +16,16 @@ from typing import Any
 import polars as pl
 
 from limitaudit import __version__
-from limitaudit.commands.audit import AuditOptions, decisions_needed
-from limitaudit.discover import SourceFile, discover
+from limitaudit.analysis.facts import decisions_needed
 from limitaudit.errors import DumpError, UsageError
-from limitaudit.ingest import COUNTS, DEFAULT_TZ, FileReport, Progress, read_files, settle
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import COUNTS, DEFAULT_TZ, FileReport, Progress, SourceFile
+from limitaudit.read.discover import discover, is_store
+from limitaudit.read.parallel import read_files
+from limitaudit.read.settle import settle
 from limitaudit.store import (
     DecisionSpill,
     StoreError,
-    is_store,
     manifest_files,
     merge,
     open_store,

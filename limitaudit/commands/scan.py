@@ -10,10 +10,10 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.ingest import COUNTS, Dump, Finding, Progress
-from limitaudit.match import CHANGES, actions, host_offsets
+from limitaudit.analysis.match import CHANGES, actions, host_offsets
+from limitaudit.model.dump import COUNTS, Dump, Finding, Progress
+from limitaudit.model.format import iso_utc
 from limitaudit.store import load
-from limitaudit.timefmt import iso_utc
 
 TOP_REASONS = 3
 

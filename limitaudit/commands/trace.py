@@ -7,18 +7,13 @@ from typing import Any
 
 import polars as pl
 
-from limitaudit.commands.audit import (
-    AuditOptions,
-    AuditResult,
-    audit,
-    users_apart,
-    whole_dump_facts,
-    yuan,
-)
+from limitaudit.analysis.facts import users_apart, whole_dump_facts
+from limitaudit.analysis.match import actions, corrected, ledger_rows, match_rows, with_records
+from limitaudit.commands.audit import AuditResult, audit
 from limitaudit.errors import LimitAuditError
-from limitaudit.ingest import Dump
-from limitaudit.match import actions, corrected, match_rows
-from limitaudit.timefmt import iso_expr
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import Dump
+from limitaudit.model.format import iso_expr, yuan
 
 
 class UnknownUser(LimitAuditError):
@@ -90,27 +85,9 @@ def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptio
     mine = pl.col("user_id") == user_id
     ledger = dump.ledger.filter(mine).sort("changed_at")
     acts = corrected(actions(dump).filter(mine).with_row_index("act_id"), result.offsets)
-    rows = ledger.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_id"),
-        "user_id",
-        "change_id",
-        "changed_at",
-        "limit_before",
-    )
-    pairs = match_rows(rows, acts, options.tolerance_ms)
+    pairs = match_rows(ledger_rows(ledger), acts, options.tolerance_ms)
     ledger_events = (
-        ledger.with_row_index("row_id")
-        .join(pairs, on="row_id", how="left")
-        .join(
-            acts.select(
-                "act_id",
-                pl.col("source").alias("a_source"),
-                pl.col("file_id").alias("a_file"),
-                pl.col("line").alias("a_line"),
-            ),
-            on="act_id",
-            how="left",
-        )
+        with_records(ledger.with_row_index("row_id").join(pairs, on="row_id", how="left"), acts)
         .join(names.rename({"file_id": "a_file", "file": "a_name"}), on="a_file", how="left")
         .join(names, on="file_id", how="left")
         .select(
@@ -123,7 +100,7 @@ def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptio
                 yuan("limit_after"),
                 pl.col("source").fill_null("?"),
                 pl.when(pl.col("a_name").is_not_null())
-                .then(pl.format("; behind it: {} {}:{}", "a_source", "a_name", "a_line"))
+                .then(pl.format("; behind it: {} {}:{}", "act", "a_name", "a_line"))
                 .otherwise(pl.lit("; no logged record behind it")),
             ).alias("what"),
             pl.format("{}:{}", "file", "line").alias("record"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.ingest import Dump
+from limitaudit.model.dump import Dump
 
 
 def ordered_ledger(dump: Dump) -> pl.DataFrame:

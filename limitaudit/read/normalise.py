@@ -10,7 +10,7 @@ import functools
 
 import polars as pl
 
-from limitaudit.schema import (
+from limitaudit.model.schema import (
     EVENTS,
     LEDGER_FIELDS,
     LEDGER_REQUIRED,

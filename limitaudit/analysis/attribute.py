@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from limitaudit.timefmt import iso_expr
+from limitaudit.model.format import iso_expr
 
 FACTORS = ["system", "data", "parameter", "model"]
 CAUSE_OF = {

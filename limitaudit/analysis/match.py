@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.ingest import Dump, as_text
+from limitaudit.model.dump import Dump, as_text
 
 # A ledger row is written 0-5 s after the decision behind it (contract section 2).
 LEDGER_LAG_MS = 2_500
@@ -64,6 +64,19 @@ def ledger_rows(ledger: pl.DataFrame) -> pl.DataFrame:
         "changed_at",
         "limit_before",
     )
+
+
+def with_records(rows: pl.DataFrame, acts: pl.DataFrame, *more: str | pl.Expr) -> pl.DataFrame:
+    """`rows` (paired by `match_rows`, so with an `act_id`) beside the record behind each:
+    its kind as `act`, its file and line as `a_file` and `a_line`, and `more` of its columns."""
+    behind = acts.select(
+        "act_id",
+        pl.col("source").alias("act"),
+        pl.col("file_id").alias("a_file"),
+        pl.col("line").alias("a_line"),
+        *more,
+    )
+    return rows.join(behind, on="act_id", how="left")
 
 
 def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.DataFrame:

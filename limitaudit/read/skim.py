@@ -29,8 +29,9 @@ from typing import NamedTuple
 
 import polars as pl
 
-from limitaudit.normalise import local_time, typed, utc_time
-from limitaudit.parse import (
+from limitaudit.model.schema import EVENTS, INPUT_FIELDS, RULE_FIELDS, DType, Time
+from limitaudit.read.normalise import local_time, typed, utc_time
+from limitaudit.read.parse import (
     JSON_DOC,
     RAW_RULES,
     TEXT_DOC,
@@ -39,7 +40,6 @@ from limitaudit.parse import (
     logback_value,
     text_rules,
 )
-from limitaudit.schema import EVENTS, INPUT_FIELDS, RULE_FIELDS, DType, Time
 
 # What a skimmed decision can be kept or left by: the filter's columns must be among these.
 SKIM_COLUMNS = {"limit_before": "money", "limit_after": "money", "user_id": "user"}

@@ -6,12 +6,12 @@ import glob
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from limitaudit.errors import DumpError
-from limitaudit.lines import read_head
-from limitaudit.parse import CONTINUATION_LINE, TEXT_RECORD_START
+from limitaudit.model.dump import SourceFile
+from limitaudit.read.lines import read_head
+from limitaudit.read.parse import CONTINUATION_LINE, TEXT_RECORD_START
 
 PARQUET_MAGIC = b"PAR1"
 LEDGER_COLUMNS = frozenset({"change_id", "user_id", "changed_at", "limit_before", "limit_after"})
@@ -22,22 +22,6 @@ _HEAD_BYTES = 1 << 16
 # A store (limitaudit ingest --store) is known by this file and the format it names.
 STORE_MANIFEST = "manifest.json"
 STORE_FORMAT = "limitaudit-store"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: Path
-    # The path as the user will recognise it in messages: relative to the
-    # directory they named, or as they typed it.
-    name: str
-    kind: str  # json_log | text_log | ledger_csv | ledger_parquet | other | empty
-    compression: str  # none | gzip | zstd
-    size: int
-    reason: str = ""  # why an `other` file is skipped
-
-    @property
-    def is_log(self) -> bool:
-        return self.kind in ("json_log", "text_log")
 
 
 def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:

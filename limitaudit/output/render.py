@@ -14,11 +14,12 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from limitaudit.commands.audit import CAUSES, AuditResult
+from limitaudit.commands.audit import AuditResult
 from limitaudit.commands.ingest import IngestResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
-from limitaudit.timefmt import ISO_MS
+from limitaudit.model.audit import CAUSES
+from limitaudit.model.format import ISO_MS
 
 
 def dumps_json(data: Any) -> str:

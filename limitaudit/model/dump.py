@@ -1,0 +1,201 @@
+"""The dump as every layer sees it: its files, typed tables, accounting and findings.
+
+For every file: lines = records + continuation + meta + blank + duplicates + rejected.
+Records are typed rows in a table (unknown events are records too, counted as
+`ignored`); everything else is counted, and every rejected line keeps its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from limitaudit.errors import DumpError
+from limitaudit.model.schema import EVENTS, ORIGIN, Time
+
+if TYPE_CHECKING:
+    from limitaudit.model.audit import AuditFacts
+
+DEFAULT_TZ = "Asia/Shanghai"
+COUNTS = ["lines", "records", "continuation", "meta", "blank", "duplicates", "rejected", "ignored"]
+REJECT_SCHEMA = {"file_id": pl.UInt32, "line": pl.UInt32, "reason": pl.String, "text": pl.String}
+KEY_SCHEMA = {**ORIGIN, "h1": pl.UInt64, "h2": pl.UInt64}
+# What a dump keeps of every record line to find repeats: its hashes, and whether its
+# event is unknown (counted as `ignored`).
+KEYS_SCHEMA = {**KEY_SCHEMA, "ignored": pl.Boolean}
+# What a dump keeps of every record of a known event, whatever else it leaves out: when,
+# on which host, which event, and the feed batch a decision quotes. Clock offsets, engine
+# silences and files' time ranges need every record; an audit keeps whole only the
+# decisions it uses (`ingest(decisions=...)`), which is what keeps its memory small.
+STAMP_SCHEMA = {
+    **ORIGIN,
+    "ts": Time,
+    "host": pl.Categorical(),
+    "event": pl.Enum(list(EVENTS)),
+    "batch": pl.Categorical(),
+}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    # The path as the user will recognise it in messages: relative to the
+    # directory they named, or as they typed it.
+    name: str
+    kind: str  # json_log | text_log | ledger_csv | ledger_parquet | other | empty
+    compression: str  # none | gzip | zstd
+    size: int
+    reason: str = ""  # why an `other` file is skipped
+
+    @property
+    def is_log(self) -> bool:
+        return self.kind in ("json_log", "text_log")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # one of FINDING_KINDS
+    file: str
+    message: str
+
+    def to_data(self) -> dict[str, str]:
+        return {"kind": self.kind, "file": self.file, "message": self.message}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Finding:
+        return cls(data["kind"], data["file"], data["message"])
+
+
+@dataclass
+class FileReport:
+    """What one file held. `first`/`last` are the UTC time range of its records."""
+
+    source: SourceFile
+    encoding: str = ""
+    service: str | None = None
+    host: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    first: object = None
+    last: object = None
+    # The host the file's header line or name gives. `host` becomes its records' own host
+    # when they agree on one; a store keeps both to settle duplicates again later.
+    named_host: str | None = None
+
+
+# The tables of which a one-user read holds only the user's rows (see Scope).
+USER_TABLES = ("ledger", "decision", "manual_action", "user_notice")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A dump read from a store for one user: the per-user tables (ledger, decision,
+    manual_action, user_notice) hold only that user's rows, engine_error only the user's
+    and those sharing a trace_id with its decisions, the others are whole; no rejects.
+
+    What an audit needs from the whole dump comes precomputed in `facts`, and
+    `user_ids` reads every user id of the dump when asked (to name the nearest ones).
+    """
+
+    user_id: str
+    facts: AuditFacts
+    user_ids: Callable[[], pl.Series]
+
+
+@dataclass
+class Dump:
+    """The ingested dump: typed tables, per-file accounting, rejects and findings."""
+
+    tables: dict[str, pl.DataFrame]
+    files: list[FileReport]
+    rejects: pl.DataFrame  # file_id, line, reason, text
+    findings: list[Finding]
+    tz: str
+    # STAMP_SCHEMA, one row per record (repeats settled), lazy: a dump read from its files
+    # leaves them on disk, one stamp a line being what would grow with the dump. None when
+    # not read (a store read whose audit facts are kept needs none).
+    stamps: pl.LazyFrame | None
+    # The hashes of every record line (KEYS_SCHEMA) and the ledger's repeated rows: what a
+    # store keeps so that files ingested later are deduplicated against these. Only kept
+    # when asked (settle(keep=True)): the hashes take some 20 bytes a record.
+    keys: pl.DataFrame | None = None
+    ledger_repeats: pl.DataFrame | None = None
+    scope: Scope | None = None
+    # Audit facts already known for the whole dump (a store keeps those of one set of
+    # options); an audit with those options takes them instead of the stamps.
+    facts: AuditFacts | None = None
+    # A store read for an audit leaves its per-user tables empty and reads them here
+    # instead, a share of its users at a time, each share as `only` gives it.
+    parts: Callable[[], Iterator[Dump]] | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Whether any file is a log or a ledger: a dump without one cannot be read at all."""
+        return any(f.source.kind not in ("other", "empty") for f in self.files)
+
+    def require_readable(self) -> None:
+        if not self.readable:
+            raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+
+    def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.LazyFrame:
+        """Those `columns` of the stamps `where` holds, to aggregate before collecting.
+        Host, event and batch are categorical: make them strings (`as_text`) after
+        aggregating, a string a record being most of what a stamp costs."""
+        if self.stamps is None:
+            raise ValueError("this dump was read without its record stamps")
+        rows = self.stamps if where is None else self.stamps.filter(where)
+        return rows.select(columns)
+
+    def for_user(self, user_id: str, facts: AuditFacts) -> Dump:
+        """This dump as a store's one-user read holds it (see Scope): what an audit of that
+        user reads, so that it does none of the work of every other user."""
+        whole = self.tables
+
+        def users() -> pl.Series:
+            return pl.concat(whole[name].select("user_id") for name in USER_TABLES)["user_id"]
+
+        one = self.only(pl.col("user_id") == user_id, facts)
+        one.scope = Scope(user_id, facts, users)
+        return one
+
+    def only(self, mine: pl.Expr, facts: AuditFacts, cut: bool = False) -> Dump:
+        """The rows of the users `mine` holds, with the facts of the whole dump: the
+        per-user tables filtered (unless `cut`: they hold those users alone already),
+        engine errors those users' or sharing a trace_id with their decisions, the other
+        tables whole; no rejects, no stamps."""
+        tables = {
+            name: table.filter(mine) if name in USER_TABLES and not cut else table
+            for name, table in self.tables.items()
+        }
+        traces = tables["decision"]["trace_id"].drop_nulls().unique().implode()
+        tables["engine_error"] = self.tables["engine_error"].filter(
+            mine | pl.col("trace_id").is_in(traces)
+        )
+        return Dump(
+            tables, self.files, self.rejects.clear(), self.findings, self.tz, None, facts=facts
+        )
+
+    @property
+    def ledger(self) -> pl.DataFrame:
+        return self.tables["ledger"]
+
+    def file_names(self) -> pl.DataFrame:
+        """file_id -> file (the name as the user knows it), to join onto any table."""
+        return pl.DataFrame(
+            {"file_id": range(len(self.files)), "file": [f.source.name for f in self.files]},
+            schema={"file_id": pl.UInt32, "file": pl.String},
+        )
+
+    def file_name(self, file_id: int) -> str:
+        return self.files[file_id].source.name
+
+
+Progress = Callable[[int], None]
+
+
+def as_text(stamps: pl.DataFrame) -> pl.DataFrame:
+    """Stamps with their host, event and batch as strings, to join with the tables."""
+    return stamps.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))

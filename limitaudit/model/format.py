@@ -1,0 +1,39 @@
+"""How times and amounts are written: times in UTC, ISO 8601 with milliseconds and `Z`;
+amounts, held as exact fen, in yuan with two decimals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+ISO_MS = "%Y-%m-%dT%H:%M:%S%.3fZ"
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[:-3] + "Z"
+
+
+def iso_expr(column: str | pl.Expr) -> pl.Expr:
+    col = pl.col(column) if isinstance(column, str) else column
+    return col.dt.convert_time_zone("UTC").dt.to_string(ISO_MS)
+
+
+def yuan(col: str | pl.Expr) -> pl.Expr:
+    """Fen as a yuan string with two decimals: 5000007 -> "50000.07"."""
+    fen = pl.col(col) if isinstance(col, str) else col
+    return pl.when(fen.is_not_null()).then(
+        pl.concat_str(
+            (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
+        )
+    )
+
+
+def yuan_text(fen: int | None) -> str:
+    """`yuan` for one value; "?" where it is unknown."""
+    return "?" if fen is None else f"{fen // 100}.{fen % 100:02d}"

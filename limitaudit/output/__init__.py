@@ -1,0 +1,1 @@
+"""Where results become text: tables, CSV and JSON on a stream, and result files."""

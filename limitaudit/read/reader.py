@@ -1,0 +1,451 @@
+"""Read one file into typed frames, accounting for every physical line.
+
+A log is read in blocks: each block's lines are classified and skimmed, and the record
+candidates of a few blocks at a time take the full path (decoding and typing). A ledger
+export is split into rows (see ledger). What a file keeps waits, one frame a kind, in
+memory or on disk, until `raw` hands every file's over.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import polars as pl
+
+from limitaudit.model.dump import (
+    KEY_SCHEMA,
+    KEYS_SCHEMA,
+    REJECT_SCHEMA,
+    STAMP_SCHEMA,
+    FileReport,
+    Finding,
+    Progress,
+    SourceFile,
+)
+from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, ORIGIN, DType, event_schema
+from limitaudit.read.ledger import csv_block, parquet_export
+from limitaudit.read.lines import ReadOutcome, read_blocks
+from limitaudit.read.normalise import record_time, type_checked, type_event
+from limitaudit.read.parse import (
+    BLANK,
+    CONTINUATION,
+    META,
+    RECORD,
+    REJECTED,
+    classify,
+    overrule,
+    parse_records,
+)
+from limitaudit.read.settle import RawDump
+from limitaudit.read.skim import skim, skimmable
+
+_HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
+_ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
+# Frames a reader keeps, or the file (see read_files) to which it has written them.
+Kept = list[pl.DataFrame | Path]
+# Takes every decision a reader typed (before `decisions` filters them), a file's worth
+# at a time, from any reader thread: how a store is built without holding the decisions.
+Spill = Callable[[pl.DataFrame], None]
+# A file's kept rows of one kind wait on disk from this many (see read_files).
+PARK_ROWS = 20_000
+# A reader hands its decisions to the spill at the end of each file, or sooner past this.
+SPILL_ROWS = 50_000
+# A log's lines wait for the full path (decoding, typing) until their candidates reach
+# FULL_ROWS, over at most FULL_BLOCKS blocks: its fixed cost, some 50 ms a call planning
+# the typed expressions, is then paid once for the few candidates skimmed blocks leave.
+FULL_ROWS = 10_000
+FULL_BLOCKS = 8
+
+
+class Reader:
+    """Reads files one after another into the frames they keep (see `raw`)."""
+
+    def __init__(
+        self,
+        tz: str,
+        progress: Progress | None,
+        decisions: pl.Expr | None,
+        spill: Spill | None,
+        folder: Path | None = None,
+    ) -> None:
+        self.tz = tz
+        self.folder = folder
+        self.progress = progress
+        self.decisions = decisions
+        self.spill = spill
+        # Decisions the read leaves out are skimmed, not decoded (see skim); a spill
+        # takes every decision whole.
+        self.skims = decisions is not None and spill is None and skimmable(decisions)
+        self.spilling: list[pl.DataFrame] = []
+        self.files: list[FileReport] = []
+        self.findings: list[Finding] = []
+        self.events: dict[str, Kept] = {e: [] for e in EVENTS}
+        self.ledger: Kept = []
+        self.keys: Kept = []
+        self.stamps: Kept = []
+        self.rejects: Kept = []
+        self.stacks: Kept = []
+
+    def read(self, file_id: int, source: SourceFile) -> None:
+        report = FileReport(source)
+        self.files.append(report)
+        if source.kind == "empty":
+            self.findings.append(Finding("empty", source.name, f"{source.name}: empty file"))
+        elif source.kind == "other":
+            self.findings.append(
+                Finding("skipped", source.name, f"{source.name}: skipped, {source.reason}")
+            )
+        elif source.kind == "ledger_parquet":
+            self._read_parquet(file_id, report)
+        else:
+            self._read_lines(file_id, report)
+        self._flush_spill()
+        self._park(file_id)
+
+    def _kept(self) -> list[tuple[str, Kept]]:
+        named = [("ledger", self.ledger), ("keys", self.keys), ("stamps", self.stamps)]
+        named += [("rejects", self.rejects), ("stacks", self.stacks)]
+        return named + [(f"event-{e}", parts) for e, parts in self.events.items()]
+
+    def _park(self, file_id: int) -> None:
+        """Make what the file's blocks kept one frame a kind, written to the reader's folder
+        when it is large (a small one costs more to write than it fragments)."""
+        for name, parts in self._kept():
+            frame = _lazy(parts, {}).collect() if parts else None
+            if frame is not None and name == "event-decision":
+                # In line order, as the full path alone would leave them: a skim reads
+                # some whole as it goes, the full path the others a few blocks later.
+                frame = frame.sort("file_id", "line")
+            if frame is None or frame.height == 0:
+                parts.clear()
+            elif self.folder is None or frame.height < PARK_ROWS:
+                parts[:] = [frame]
+            else:
+                path = self.folder / f"{file_id}-{name}.arrow"
+                frame.write_ipc(path)
+                parts[:] = [path]
+
+    def _flush_spill(self) -> None:
+        if self.spill is not None and self.spilling:
+            self.spill(pl.concat(self.spilling))
+            self.spilling = []
+
+    # -- text files -------------------------------------------------------------------
+
+    def _read_lines(self, file_id: int, report: FileReport) -> None:
+        source = report.source
+        outcome = ReadOutcome()
+        carry = _LogCarry()
+        waiting: list[_Sorted] = []
+        for raw in read_blocks(source.path, outcome):
+            if self.progress:
+                self.progress(raw.height)
+            block = raw.with_columns(_pre_reason(outcome))
+            if not source.is_log:
+                carry.header, table, lines = csv_block(file_id, block, carry.header)
+                self.ledger.append(_compact(table))
+                self._account(file_id, report, lines)
+                continue
+            waiting.append(self._sort_block(file_id, block, carry, report))
+            if sum(w.rest.height for w in waiting) >= FULL_ROWS or len(waiting) >= FULL_BLOCKS:
+                self._account(file_id, report, self._full_path(file_id, waiting, carry, report))
+                waiting = []
+        if waiting:
+            self._account(file_id, report, self._full_path(file_id, waiting, carry, report))
+        report.encoding = outcome.encoding
+        if outcome.cut:
+            self.findings.append(
+                Finding(
+                    "truncated",
+                    source.name,
+                    f"{source.name}: {outcome.cut}; read {outcome.lines} line(s) before the cut",
+                )
+            )
+
+    def _sort_block(
+        self, file_id: int, block: pl.DataFrame, carry: _LogCarry, report: FileReport
+    ) -> _Sorted:
+        """Classify one block of a log and skim it."""
+        if carry.first_block:
+            carry.first_block = False
+            match = _HEADER.match(block["text"][0] if block.height else "")
+            if match:
+                report.service, report.host = match.group(1), match.group(2)
+            report.host = report.host or _host_from_name(report.source)
+            report.service = report.service or _service_from_name(report.source)
+            report.named_host = report.host
+        lines = classify(block, carry.record_above)
+        lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
+        candidates = lines.filter("candidate")
+        carry.record_above = carry.record_above or candidates.height > 0
+        if not self.skims:
+            return _Sorted(lines, candidates, None)
+        assert self.decisions is not None and report.host is not None
+        skimmed = skim(candidates, self.decisions, self.tz, report.host)
+        self._keep_skimmed(file_id, skimmed.left)
+        return _Sorted(lines, skimmed.rest, skimmed.kept)
+
+    def _full_path(
+        self, file_id: int, blocks: list[_Sorted], carry: _LogCarry, report: FileReport
+    ) -> pl.DataFrame:
+        """Decode and type the candidates of consecutive blocks (and type the decisions
+        their skims read whole); returns their lines with final classes."""
+        kept = [b.kept for b in blocks if b.kept is not None]
+        if kept:
+            self._keep_whole(file_id, pl.concat(kept), report)
+        lines = pl.concat([b.lines for b in blocks])
+        records, bad = parse_records(pl.concat([b.rest for b in blocks]))
+        lines = overrule(lines, bad)
+        records = records.with_columns(
+            pl.lit(file_id, pl.UInt32).alias("file_id"),
+            pl.col("host").fill_null(report.host),
+            pl.col("service").fill_null(report.service),
+        )
+        lines = overrule(lines, self._type_records(records))
+        # A stack-trace line belongs to the record line above it, across block edges. Under
+        # a rejected record it is rejected too, not handed to an earlier record.
+        above = pl.when("candidate")
+        lines = lines.with_columns(
+            above.then(pl.col("line"))
+            .forward_fill()
+            .fill_null(pl.lit(carry.last_record, pl.UInt32))
+            .alias("owner"),
+            above.then(pl.col("cls") == RECORD)
+            .forward_fill()
+            .fill_null(carry.last_record_ok)
+            .alias("owner_ok"),
+        )
+        orphans = lines.filter((pl.col("cls") == CONTINUATION) & ~pl.col("owner_ok")).select(
+            "line",
+            pl.format("stack-trace line under the rejected record at line {}", "owner").alias(
+                "reason"
+            ),
+        )
+        lines = overrule(lines, orphans)
+        self.stacks.append(
+            _compact(
+                lines.filter(pl.col("cls") == CONTINUATION).select(
+                    pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+                )
+            )
+        )
+        last = lines.filter("candidate").tail(1)
+        if last.height:
+            carry.last_record = int(last["line"][0])
+            carry.last_record_ok = last["cls"][0] == RECORD
+        return lines
+
+    def _keep_skimmed(self, file_id: int, skimmed: pl.DataFrame) -> None:
+        """A skimmed decision's stamp and key: all that a read leaving it out keeps."""
+        if skimmed.height == 0:
+            return
+        skimmed = skimmed.with_columns(pl.lit(file_id, pl.UInt32).alias("file_id"))
+        self.stamps.append(_stamps(skimmed, "decision"))
+        self.keys.append(skimmed.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
+
+    def _keep_whole(self, file_id: int, kept: pl.DataFrame, report: FileReport) -> None:
+        """Decisions the skim read whole: typed without the checks it has made."""
+        if kept.height == 0:
+            return
+        kept = kept.with_columns(
+            pl.lit(file_id, pl.UInt32).alias("file_id"),
+            pl.col("service").fill_null(report.service),
+        )
+        table = type_checked(kept, "decision")
+        self.stamps.append(_stamps(table, "decision"))
+        self.events["decision"].append(_compact(table))
+        self.keys.append(kept.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
+
+    def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Type decoded records into the event tables; returns the rejects (line, reason)."""
+        ts, time_problem = record_time(self.tz)
+        raw = raw.with_columns(ts.alias("ts"), time_problem.alias("time_problem"))
+        known = pl.col("event").is_in(list(EVENTS))
+        rejects = [
+            raw.filter(pl.col("event").is_null()).select(
+                "line", pl.coalesce("time_problem", pl.lit("record without event")).alias("reason")
+            ),
+            raw.filter(
+                pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_not_null()
+            ).select("line", pl.col("time_problem").alias("reason")),
+        ]
+        ignored = raw.filter(
+            pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_null()
+        )
+        self.keys.append(ignored.select(*KEY_SCHEMA, pl.lit(True).alias("ignored")))
+        for event in EVENTS:
+            part = raw.filter(pl.col("event") == event)
+            if part.height == 0:
+                continue
+            table, bad = type_event(part, event)
+            rejects.append(bad.select("line", "reason"))
+            self.stamps.append(_stamps(table, event))
+            if event == "decision" and self.spill is not None:
+                self.spilling.append(table)
+                if sum(t.height for t in self.spilling) >= SPILL_ROWS:
+                    self._flush_spill()
+            if event == "decision" and self.decisions is not None:
+                table = table.filter(self.decisions)
+            self.events[event].append(_compact(table))
+            self.keys.append(
+                part.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")).join(
+                    bad.select("line"), on="line", how="anti"
+                )
+            )
+        return pl.concat(rejects)
+
+    # -- the ledger ---------------------------------------------------------------------
+
+    def _read_parquet(self, file_id: int, report: FileReport) -> None:
+        read = parquet_export(file_id, report.source)
+        if isinstance(read, Finding):
+            self.findings.append(read)
+            return
+        table, lines = read
+        if self.progress:
+            self.progress(lines.height)
+        self.ledger.append(table)
+        self._account(file_id, report, lines)
+
+    # -- accounting ---------------------------------------------------------------------
+
+    def _account(self, file_id: int, report: FileReport, lines: pl.DataFrame) -> None:
+        """Count each line's final class and keep the rejected ones with their reason."""
+        counts = dict(lines.group_by("cls").len().iter_rows())
+        report.counts["lines"] += lines.height
+        report.counts["records"] += counts.get(RECORD, 0)
+        report.counts["rejected"] += counts.get(REJECTED, 0)
+        for cls in (BLANK, META, CONTINUATION):
+            report.counts[_COUNT_OF[cls]] += counts.get(cls, 0)
+        self.rejects.append(
+            _compact(
+                lines.filter(pl.col("cls") == REJECTED).select(
+                    pl.lit(file_id, pl.UInt32).alias("file_id"), "line", "reason", "text"
+                )
+            )
+        )
+
+    def absorb(self, other: Reader) -> None:
+        """Append what another reader read (its files come after this one's)."""
+        self.files += other.files
+        self.findings += other.findings
+        for event, parts in other.events.items():
+            self.events[event] += parts
+        self.ledger += other.ledger
+        self.keys += other.keys
+        self.stamps += other.stamps
+        self.rejects += other.rejects
+        self.stacks += other.stacks
+
+    def raw(self, folder: TemporaryDirectory[str] | None = None) -> RawDump:
+        tables = {event: _lazy(parts, event_schema(event)) for event, parts in self.events.items()}
+        tables["engine_error"] = self._attach_stacks(tables["engine_error"])
+        return RawDump(
+            tables,
+            _lazy(self.ledger, LEDGER_SCHEMA),
+            _lazy(self.keys, KEYS_SCHEMA),
+            _lazy(self.stamps, STAMP_SCHEMA),
+            self.files,
+            _lazy(self.rejects, REJECT_SCHEMA).collect(),
+            self.findings,
+            self.tz,
+            folder,
+        )
+
+    def _attach_stacks(self, errors: pl.LazyFrame) -> pl.LazyFrame:
+        if not self.stacks:
+            return errors
+        stacks = (
+            _lazy(self.stacks, {})
+            .sort("file_id", "line")
+            .group_by("file_id", "owner", maintain_order=True)
+            .agg(pl.col("text").str.join("\n").alias("stack_lines"))
+            .rename({"owner": "line"})
+        )
+        return (
+            errors.join(stacks, on=["file_id", "line"], how="left", maintain_order="left")
+            .with_columns(pl.coalesce("stack", "stack_lines").alias("stack"))
+            .drop("stack_lines")
+        )
+
+
+def _lazy(parts: Kept, schema: Mapping[str, DType]) -> pl.LazyFrame:
+    if not parts:
+        return pl.LazyFrame(schema=schema)
+    return pl.concat(pl.scan_ipc(p) if isinstance(p, Path) else p.lazy() for p in parts)
+
+
+def _compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that owns its strings and nothing more.
+
+    Polars' strings are views into shared buffers: a few rows filtered out of a block
+    keep the whole block's text alive, and a reader keeping a few rows of every block
+    would hold the whole dump. The Arrow round trip copies only the strings in use.
+    """
+    if frame.height == 0:
+        return frame
+    copy = pl.from_arrow(frame.to_arrow())
+    assert isinstance(copy, pl.DataFrame)
+    return copy
+
+
+def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
+    batch = pl.col("bureau_batch") if event == "decision" else pl.lit(None, pl.String)
+    return table.select(
+        *ORIGIN, "ts", "host", pl.lit(event).alias("event"), batch.alias("batch")
+    ).cast(STAMP_SCHEMA)  # type: ignore[arg-type]
+
+
+_COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
+
+
+@dataclass
+class _Sorted:
+    """A block of a log, classified and skimmed, waiting for the full path."""
+
+    lines: pl.DataFrame
+    # The record candidates for the full path, and the decisions the skim read whole.
+    rest: pl.DataFrame
+    kept: pl.DataFrame | None
+
+
+@dataclass
+class _LogCarry:
+    """What one block of a file hands to the next."""
+
+    first_block: bool = True
+    # Whether a record candidate came before (a stack-trace line needs one above it).
+    record_above: bool = False
+    # The last record line so far (its stack trace may continue into the next block),
+    # and whether it was kept.
+    last_record: int | None = None
+    last_record_ok: bool = False
+    header: list[str] | None = None
+
+
+def _pre_reason(outcome: ReadOutcome) -> pl.Expr:
+    """Reasons to reject a line before parsing: bad bytes, or the cut-off tail of a file."""
+    # read_blocks sets tail_incomplete before it yields the last block.
+    is_tail = (pl.col("line") == pl.col("line").max()) & pl.lit(outcome.tail_incomplete)
+    return (
+        pl.when(is_tail)
+        .then(pl.lit("incomplete last line: the file is cut off"))
+        .when(pl.col("bad_encoding"))
+        .then(pl.lit("undecodable bytes (neither UTF-8 nor GBK)"))
+        .alias("pre_reason")
+    )
+
+
+def _host_from_name(source: SourceFile) -> str:
+    """Without a header line, a log's host is its directory (le-04/limit-engine.log)."""
+    parent = Path(source.name).parent.name
+    return parent or _service_from_name(source)
+
+
+def _service_from_name(source: SourceFile) -> str:
+    name = Path(source.name).name
+    return _ROTATION.sub("", name) or name

@@ -1,0 +1,142 @@
+"""The store's manifest: what the store holds, file by file, and the generation in use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from limitaudit import __version__
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import Dump, FileReport, SourceFile
+from limitaudit.model.format import iso_utc
+from limitaudit.read.discover import STORE_FORMAT, STORE_MANIFEST, is_store
+from limitaudit.store.layout import (
+    BUCKET_DIGITS,
+    BUCKETS,
+    FORMAT_VERSION,
+    StoreError,
+    sha256_of,
+)
+
+_UTC = ZoneInfo("UTC")
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    if not is_store(directory):
+        raise StoreError(f"{directory}: not a limitaudit store (no store manifest.json)")
+    data: dict[str, Any] = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8"))
+    if data.get("format_version") != FORMAT_VERSION:
+        raise StoreError(
+            f"{directory}: store format {data.get('format_version')}, this limitaudit reads "
+            f"format {FORMAT_VERSION}: ingest the dump again with --replace"
+        )
+    return data
+
+
+def file_entry(f: FileReport, sha256: str) -> dict[str, Any]:
+    s = f.source
+    return {
+        "name": s.name,
+        "path": str(s.path),
+        "kind": s.kind,
+        "compression": s.compression,
+        "size": s.size,
+        "sha256": sha256,
+        "reason": s.reason,
+        "encoding": f.encoding,
+        "service": f.service,
+        "host": f.host,
+        "named_host": f.named_host,
+        "counts": f.counts,
+        "first": _time_text(f.first),
+        "last": _time_text(f.last),
+    }
+
+
+def manifest_files(manifest: Mapping[str, Any]) -> list[FileReport]:
+    """The store's FileReports, as ingest made them."""
+    return [_file_report(e) for e in manifest["files"]]
+
+
+def _file_report(entry: Mapping[str, Any]) -> FileReport:
+    source = SourceFile(
+        Path(entry["path"]),
+        entry["name"],
+        entry["kind"],
+        entry["compression"],
+        entry["size"],
+        entry["reason"],
+    )
+    return FileReport(
+        source,
+        encoding=entry["encoding"],
+        service=entry["service"],
+        host=entry["host"],
+        counts=dict(entry["counts"]),
+        first=_time_value(entry["first"]),
+        last=_time_value(entry["last"]),
+        named_host=entry["named_host"],
+    )
+
+
+def _time_text(value: object) -> str | None:
+    return iso_utc(value) if isinstance(value, datetime) else None
+
+
+def _time_value(text: str | None) -> datetime | None:
+    # As Polars hands them out: aware, in zoneinfo's UTC.
+    return None if text is None else datetime.fromisoformat(text).astimezone(_UTC)
+
+
+def facts_serve(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
+    """Whether the store's kept audit facts were made with `options`."""
+    facts = manifest.get("facts")
+    return bool(
+        facts
+        and facts["tolerance_s"] == options.tolerance_s
+        and facts["below_yuan"] == options.below_yuan
+    )
+
+
+def one_user_reads(manifest: Mapping[str, Any], options: AuditOptions) -> bool:
+    """Whether a one-user read audits that user as the whole store would, with `options`."""
+    return facts_serve(manifest, options) and bool(manifest["facts"]["one_user_reads"])
+
+
+def new_manifest(
+    dump: Dump,
+    generation: str,
+    created: str | None,
+    sizes: Mapping[str, int],
+    facts: Mapping[str, Any] | None,
+    hashes: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The manifest of a store holding `dump` in `generation`: `hashes` gives the sha256 of
+    files already known by name; the others are read."""
+    now = iso_utc(datetime.now(UTC))
+    known = dict(hashes or {})
+    return {
+        "format": STORE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "polars_version": pl.__version__,
+        "time_zone": dump.tz,
+        "created": created or now,
+        "updated": now,
+        "generation": generation,
+        "buckets": BUCKETS,
+        "bucket_key": f"int(last {BUCKET_DIGITS} digits of user_id) % buckets, "
+        "0 for an id whose last digits are not ASCII",
+        "tables": dict(sizes),
+        "facts": facts,
+        "files": [
+            file_entry(f, known.get(f.source.name) or sha256_of(f.source.path)) for f in dump.files
+        ],
+        "findings": [f.to_data() for f in dump.findings],
+    }

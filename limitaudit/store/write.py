@@ -1,0 +1,207 @@
+"""Writing a store: a new generation in full, then the manifest that points at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from limitaudit.analysis.facts import users_apart, whole_dump_facts
+from limitaudit.atomic import write_atomic
+from limitaudit.model.audit import AuditFacts, AuditOptions
+from limitaudit.model.dump import Dump
+from limitaudit.model.schema import ORIGIN
+from limitaudit.read.discover import STORE_MANIFEST, is_store
+from limitaudit.read.settle import repeats, without
+from limitaudit.store.layout import (
+    BUCKETS,
+    GENERATION,
+    GLOBAL,
+    PER_USER,
+    ROW_GROUP_ROWS,
+    bucket_expr,
+    check_target,
+)
+from limitaudit.store.manifest import new_manifest
+
+
+class DecisionSpill:
+    """Decisions put aside per bucket as they are read (ingest's `spill`), so that
+    building a store never holds the dump's decisions: they are settled and sorted one
+    bucket at a time when the store is written. Called from several reader threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._parts = 0
+        for b in range(BUCKETS):
+            (folder / f"b{b:02d}").mkdir(parents=True)
+
+    def __call__(self, table: pl.DataFrame) -> None:
+        with self._lock:
+            part, self._parts = self._parts, self._parts + 1
+        by_bucket = table.with_columns(bucket_expr(BUCKETS).alias("_bucket")).partition_by(
+            "_bucket", as_dict=True, include_key=False
+        )
+        for (b,), rows in by_bucket.items():
+            # lz4: read back once, soon; speed matters more than size here.
+            path = self.folder / f"b{b:02d}" / f"p{part:06d}.parquet"
+            rows.write_parquet(path, compression="lz4")
+
+    def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
+        """One bucket's decisions, repeats left out, in no particular order."""
+        paths = sorted((self.folder / f"b{b:02d}").glob("*.parquet"))
+        rows = pl.read_parquet(paths) if paths else empty
+        return without(rows, dups)
+
+
+def write_store(
+    dump: Dump,
+    directory: str | Path,
+    hashes: Mapping[str, str] | None = None,
+    spill: DecisionSpill | None = None,
+) -> dict[str, int]:
+    """Write `dump` (as the read or `merge` made it) as the store's new generation.
+
+    `hashes` gives the sha256 of files already known by name; the others are read.
+    With `spill`, the decisions are the spilled ones (the Dump's are what audit keeps).
+    Returns the rows of each table in the store.
+    """
+    if dump.keys is None or dump.ledger_repeats is None or dump.stamps is None:
+        raise ValueError("write_store needs a Dump settled with keep=True: it keeps line hashes")
+    directory = Path(directory)
+    check_target(directory)
+    created = None
+    if is_store(directory):
+        created = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8")).get(
+            "created"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    generation = f"g{_last_generation(directory) + 1:06d}"
+    tmp = directory / f".{generation}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    # The audit facts a one-user read needs, made with the default options.
+    facts = whole_dump_facts(dump, AuditOptions()) if dump.readable else None
+    sizes = _write_generation(dump, tmp, spill, facts)
+    _fsync_tree(tmp)
+    os.rename(tmp, directory / generation)
+    _fsync_dir(directory)
+    manifest = new_manifest(dump, generation, created, sizes, _facts_entry(facts, dump), hashes)
+    write_atomic(
+        directory / STORE_MANIFEST,
+        lambda fh: fh.write(json.dumps(manifest, ensure_ascii=False, indent=1)),
+        durable=True,
+    )
+    _fsync_dir(directory)
+    _remove_other_generations(directory, generation)
+    return sizes
+
+
+def _write_generation(
+    dump: Dump, folder: Path, spill: DecisionSpill | None, facts: AuditFacts | None
+) -> dict[str, int]:
+    """Every table of `dump` as the Parquet files of a generation; returns their rows."""
+    assert dump.keys is not None and dump.ledger_repeats is not None and dump.stamps is not None
+    sizes = {name: t.height for name, t in dump.tables.items()}
+    users = [dump.tables[t].select("user_id") for t in ("ledger", "manual_action")]
+    for name, time in PER_USER.items():
+        if name == "decision" and spill is not None:
+            sizes[name], ids = _write_spilled(spill, dump, folder / name, time)
+            users.append(ids)
+            continue
+        _write_buckets(dump.tables[name], folder / name, time)
+        if name == "decision":
+            users.append(dump.tables[name].select("user_id").unique())
+    for name in [*GLOBAL, "engine_error"]:
+        _write(dump.tables[name], folder / f"{name}.parquet")
+    _write(dump.ledger_repeats, folder / "ledger_repeats.parquet")
+    _write(dump.keys, folder / "keys.parquet")
+    _write(dump.stamps.collect(), folder / "stamps.parquet")
+    _write(dump.rejects, folder / "rejects.parquet")
+    if facts is not None:
+        _write(facts.offsets, folder / "offsets.parquet")
+        _write(facts.silences, folder / "silences.parquet")
+    _write(pl.concat(users).unique().sort("user_id"), folder / "users.parquet")
+    return sizes
+
+
+def _write_spilled(
+    spill: DecisionSpill, dump: Dump, folder: Path, time: str
+) -> tuple[int, pl.DataFrame]:
+    """The spilled decisions as bucket files, one bucket in memory at a time."""
+    assert dump.keys is not None
+    folder.mkdir()
+    dups = repeats(dump.keys)
+    empty = dump.tables["decision"].clear()
+    rows, users = 0, []
+    for b in range(BUCKETS):
+        table = spill.bucket(b, empty, dups)
+        _write(table.sort("user_id", time, *ORIGIN), folder / f"b{b:02d}.parquet")
+        rows += table.height
+        users.append(table.select("user_id").unique())
+    return rows, pl.concat(users)
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+
+
+def _write_buckets(table: pl.DataFrame, folder: Path, time: str) -> None:
+    folder.mkdir()
+    parts = (
+        table.with_columns(bucket_expr(BUCKETS).alias("_bucket"))
+        .sort("_bucket", "user_id", time, *ORIGIN)
+        .partition_by("_bucket", as_dict=True, include_key=False)
+    )
+    empty = table.clear()
+    for b in range(BUCKETS):
+        _write(parts.get((b,), empty), folder / f"b{b:02d}.parquet")
+
+
+def _facts_entry(facts: AuditFacts | None, dump: Dump) -> dict[str, Any] | None:
+    if facts is None:
+        return None
+    return {
+        "tolerance_s": facts.options.tolerance_s,
+        "below_yuan": facts.options.below_yuan,
+        "data_feed": facts.data_feed,
+        "one_user_reads": users_apart(dump),
+    }
+
+
+def _last_generation(directory: Path) -> int:
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := GENERATION.match(p.name))]
+    return max(numbers, default=0)
+
+
+def _remove_other_generations(directory: Path, keep: str) -> None:
+    """Earlier generations and the leftovers of interrupted writes; nothing else."""
+    for path in directory.iterdir():
+        if path.is_dir() and GENERATION.match(path.name) and path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    # The data must be on disk before the manifest that points at it.
+    for path in [*folder.rglob("*.parquet"), *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_path(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename is on disk once its directory is.
+    _fsync_path(directory)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
