@@ -6,29 +6,23 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from limitaudit import __version__
-from limitaudit.analysis.facts import decisions_needed
+from limitaudit import __version__, api
 from limitaudit.atomic import write_atomic
-from limitaudit.commands.audit import audit as run_audit
-from limitaudit.commands.ingest import UNCHANGED, ingest_store
-from limitaudit.commands.scan import scan as scan_dump
-from limitaudit.commands.trace import trace as run_trace
+from limitaudit.commands.ingest import UNCHANGED
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.model.audit import CAUSES, FINDING_KINDS, AuditOptions
+from limitaudit.model.audit import CAUSES, FINDING_KINDS
 from limitaudit.model.dump import DEFAULT_TZ
 from limitaudit.output.files import write_table
 from limitaudit.output.progress import line_progress
 from limitaudit.output.render import render_result, write_audit_csv
 from limitaudit.read.parallel import read_in_processes
 from limitaudit.status import ExitStatus
-from limitaudit.store import load
 
 app = typer.Typer(
     name="limitaudit",
@@ -73,21 +67,34 @@ def _stdout() -> Console:
 
 
 def guarded(run: Callable[[], T]) -> T:
-    """The one error boundary: a domain error becomes one line on stderr and its exit code."""
+    """The one error boundary: whatever a command raises becomes one line on stderr and
+    its exit status (status.py). A domain error says what to do; an interruption ends
+    quietly; anything else is a bug in limitaudit, and says so."""
     try:
         return run()
     except LimitAuditError as exc:
-        _stderr().print(f"limitaudit: {exc}", style="red", highlight=False, markup=False)
-        raise typer.Exit(int(exc.exit_status)) from None
+        _fail(str(exc), exc.exit_status)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitStatus.INTERRUPTED)
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:
+        _fail(
+            f"internal error, please report it with the command that led to it: "
+            f"{type(exc).__name__}: {exc}",
+            ExitStatus.INTERNAL,
+        )
 
 
-def _check_tz(tz: str | None) -> None:
-    if tz is None:
-        return
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--tz {tz}: not a known time zone (e.g. Asia/Shanghai, UTC)") from None
+def _fail(message: str, status: ExitStatus) -> NoReturn:
+    _stderr().print(f"limitaudit: {message}", style="red", highlight=False, markup=False)
+    raise typer.Exit(int(status)) from None
+
+
+def _format(fmt: str, *allowed: str) -> str:
+    if fmt not in allowed:
+        raise UsageError(f"--format {fmt}: choose {', '.join(allowed[:-1])} or {allowed[-1]}")
+    return fmt
 
 
 @app.command()
@@ -107,11 +114,9 @@ def scan(
     """What the dump holds, file by file: kinds, hosts, times, and every line accounted for."""
 
     def run() -> None:
-        if fmt not in ("table", "json"):
-            raise UsageError(f"--format {fmt}: choose table or json")
-        _check_tz(tz)
+        _format(fmt, "table", "json")
         with line_progress(_stderr()) as advance:
-            result = scan_dump(resolve_dump(dump), tz, progress=advance)
+            result = api.scan(resolve_dump(dump), tz=tz, progress=advance)
         render_result(result, fmt, sys.stdout, _stdout())
         if rejects is not None:
             write_table(result.rejects, rejects)
@@ -151,14 +156,6 @@ def _fail_on(value: str) -> set[str]:
     return names
 
 
-def _options(below: float, tolerance: float) -> AuditOptions:
-    if below < 0:
-        raise UsageError("--below must be 0 or more")
-    if tolerance <= 0:
-        raise UsageError("--tolerance must be more than 0 seconds")
-    return AuditOptions(below_yuan=below, tolerance_s=tolerance)
-
-
 @app.command()
 def audit(
     dump: OptionalDumpArg = None,
@@ -179,22 +176,14 @@ def audit(
     """Every zeroing: its cause, cause_ref, evidence and recovery. Exit 1 on --fail-on."""
 
     def run() -> int:
-        if fmt not in ("table", "csv", "json", "ndjson"):
-            raise UsageError(f"--format {fmt}: choose table, csv, json or ndjson")
+        _format(fmt, "table", "csv", "json", "ndjson")
         if bom and fmt != "csv":
             raise UsageError("--bom goes with --format csv")
         failing = _fail_on(fail_on)
-        options = _options(below, tolerance)
-        _check_tz(tz)
         with line_progress(_stderr()) as advance:
-            loaded = load(
-                resolve_dump(dump),
-                tz,
-                options=options,
-                progress=advance,
-                decisions=decisions_needed(options),
+            result = api.audit(
+                resolve_dump(dump), below=below, tolerance=tolerance, tz=tz, progress=advance
             )
-            result = run_audit(loaded, options)
         if output is not None:
             if fmt == "csv":
                 write_atomic(output, lambda fh: write_audit_csv(result, fh, bom))
@@ -229,22 +218,9 @@ def trace(
     """One user's limit timeline: every change explained, every zeroing with its evidence."""
 
     def run() -> None:
-        if fmt not in ("table", "json"):
-            raise UsageError(f"--format {fmt}: choose table or json")
-        options = _options(below, tolerance)
-        _check_tz(tz)
-        user_id = user.strip()
-        if not user_id.isdigit():
-            raise UsageError(f"{user}: a user_id is a string of digits")
+        _format(fmt, "table", "json")
         # From a store, only this user's rows are read (when that gives the same answers).
-        loaded = load(
-            resolve_dump(dump),
-            tz,
-            user_id=user_id,
-            options=options,
-            decisions=decisions_needed(options, user_id),
-        )
-        result = run_trace(loaded, user_id, options)
+        result = api.trace(user, resolve_dump(dump), below=below, tolerance=tolerance, tz=tz)
         render_result(result, fmt, sys.stdout, _stdout())
 
     guarded(run)
@@ -273,11 +249,9 @@ def ingest_cmd(
     """Read a dump once into a store that scan, audit and trace read fast; add new files to it."""
 
     def run() -> None:
-        if fmt not in ("table", "json"):
-            raise UsageError(f"--format {fmt}: choose table or json")
-        _check_tz(tz)
+        _format(fmt, "table", "json")
         with line_progress(_stderr(), "ingesting") as advance:
-            result = ingest_store(dump, store, tz, replace, progress=advance)
+            result = api.ingest(dump, store, tz=tz, replace=replace, progress=advance)
         render_result(result, fmt, sys.stdout, _stdout())
         if result.action == UNCHANGED:
             _stderr().print(
@@ -316,7 +290,7 @@ def synth(
         float, typer.Option("--max-skew", min=0.0, help="Host clock skew bound, seconds.")
     ] = 60.0,
     dirt: Annotated[
-        bool, typer.Option("--dirt/--clean", help="Inject the contract's dirt.")
+        bool, typer.Option("--dirt/--clean", help="Inject the dirt real dumps hold.")
     ] = True,
 ) -> None:
     """Generate a realistic dump with known answers (the audit CSV a correct tool prints)."""
@@ -372,12 +346,12 @@ def stop_on_terminate() -> None:
     By default SIGTERM ends this process at once: its folders of spilled frames stay
     behind, and its workers read on until their file is done."""
 
-    def stop(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         # Only a run that started workers has imported multiprocessing.
         mp = sys.modules.get("multiprocessing")
         for child in mp.active_children() if mp else ():
             child.terminate()
-        raise SystemExit(128 + signum)
+        raise SystemExit(int(ExitStatus.TERMINATED))
 
     signal.signal(signal.SIGTERM, stop)
 

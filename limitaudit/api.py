@@ -1,0 +1,144 @@
+"""The library: what `import limitaudit` offers, and what the command line is a thin layer over.
+
+Each function takes a dump (a directory, file or glob, or a list of them, or a store
+directory named alone), checks its options as the command line does (a bad one raises
+`limitaudit.errors.UsageError`), reads what it needs and returns a result object whose
+tables are Polars frames. Nothing is printed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.match import CHANGES
+from limitaudit.commands import audit as audit_command
+from limitaudit.commands import scan as scan_command
+from limitaudit.commands import trace as trace_command
+from limitaudit.commands.audit import AuditResult
+from limitaudit.commands.ingest import IngestResult, ingest_store
+from limitaudit.commands.scan import ScanResult
+from limitaudit.commands.trace import TraceResult
+from limitaudit.errors import UsageError
+from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import Progress
+from limitaudit.store import load
+
+DumpPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def scan(dump: DumpPaths, *, tz: str | None = None, progress: Progress | None = None) -> ScanResult:
+    """What a dump holds, file by file: kind, host, time range, and every line accounted for
+    (records, continuation lines, comments, blanks, duplicates, rejects with their reasons).
+
+    `tz` is the zone of log times written without an offset (default Asia/Shanghai; a
+    store keeps the zone it was made with). `progress` is called with each count of
+    lines read.
+    """
+    check_tz(tz)
+    # The clock offsets are all a scan reads of the decisions: only changes tie them.
+    loaded = load(_paths(dump), tz, progress=progress, decisions=CHANGES)
+    return scan_command.summarise(loaded)
+
+
+def audit(
+    dump: DumpPaths,
+    *,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Every zeroing in the dump with its cause, cause_ref, evidence and recovery.
+
+    `result.zeroings` is the audit's table (the CSV's columns, sorted by zeroed_at then
+    user_id); `result.findings` what the read and the replay found (files skipped, ledger
+    gaps, ...). `below` counts a limit taken to at or below that many yuan as zeroed;
+    `tolerance` is the clock tolerance, in seconds, for matching by time.
+    """
+    options = audit_options(below, tolerance)
+    check_tz(tz)
+    loaded = load(
+        _paths(dump), tz, options=options, progress=progress, decisions=decisions_needed(options)
+    )
+    return audit_command.audit(loaded, options)
+
+
+def trace(
+    user: str | int,
+    dump: DumpPaths,
+    *,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+) -> TraceResult:
+    """One user's limit timeline (ledger rows and the records about them, in corrected time),
+    with the audit's rows for that user. From a store, only that user's rows are read.
+
+    Raises `limitaudit.commands.trace.UnknownUser` (naming the nearest ids) when the dump
+    holds nothing of the user.
+    """
+    options = audit_options(below, tolerance)
+    check_tz(tz)
+    user_id = user_id_of(user)
+    loaded = load(
+        _paths(dump),
+        tz,
+        user_id=user_id,
+        options=options,
+        decisions=decisions_needed(options, user_id),
+    )
+    return trace_command.trace(loaded, user_id, options)
+
+
+def ingest(
+    dump: DumpPaths,
+    store: str | os.PathLike[str],
+    *,
+    tz: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Read a dump once into a store (a directory) that `scan`, `audit` and `trace` read far
+    faster, or add the dump's new files to an existing store. `replace` rebuilds it."""
+    check_tz(tz)
+    return ingest_store(_paths(dump), Path(store), tz, replace, progress=progress)
+
+
+def audit_options(below: float, tolerance: float) -> AuditOptions:
+    for name, value in (("--below", below), ("--tolerance", tolerance)):
+        if not math.isfinite(value):
+            raise UsageError(f"{name} {value}: not a finite number")
+    if below < 0:
+        raise UsageError("--below must be 0 or more")
+    if tolerance <= 0:
+        raise UsageError("--tolerance must be more than 0 seconds")
+    return AuditOptions(below_yuan=below, tolerance_s=tolerance)
+
+
+def check_tz(tz: str | None) -> None:
+    if tz is None:
+        return
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz {tz}: not a known time zone (e.g. Asia/Shanghai, UTC)") from None
+
+
+def user_id_of(user: str | int) -> str:
+    """A user id as the dump holds it: ASCII digits (a JSON number is read as one)."""
+    text = str(user).strip()
+    # str.isdigit alone takes other scripts' digits too ('²', '٣'), which no id holds.
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"{user}: a user_id is a string of digits")
+    return text
+
+
+def _paths(dump: DumpPaths) -> list[str]:
+    if isinstance(dump, (str, os.PathLike)):
+        return [os.fspath(dump)]
+    return [os.fspath(p) for p in dump]
