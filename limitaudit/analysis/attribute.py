@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from limitaudit.model.format import iso_expr
+from limitaudit.analysis import evidence, refs
 
-FACTORS = ["system", "data", "parameter", "model"]
 CAUSE_OF = {
     "system": "system_error",
     "data": "data_anomaly",
@@ -46,19 +45,6 @@ CATALOGUE = {
 def _catalogue_expr(attr: str) -> pl.Expr:
     mapping = {rule_id: getattr(rule, attr) for rule_id, rule in CATALOGUE.items()}
     return pl.col("rule_id").replace_strict(mapping, default=None, return_dtype=pl.String)
-
-
-def _fmt_amount(col: str) -> pl.Expr:
-    return (pl.col(col).cast(pl.Float64) / 100).round(2).cast(pl.String)
-
-
-def _num(expr: pl.Expr) -> pl.Expr:
-    """A number as people write it: 600 not 600.0."""
-    return (
-        pl.when(expr == expr.round())
-        .then(expr.cast(pl.Int64).cast(pl.String))
-        .otherwise(expr.cast(pl.String))
-    )
 
 
 def param_history(params: pl.DataFrame) -> pl.DataFrame:
@@ -115,8 +101,8 @@ def explain(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     rules = _zeroing_rules(decisions, ctx)
     per_zeroing = _decide(rules)
     out = decisions.join(per_zeroing, on="zid", how="left")
-    system_ref = _system_refs(decisions, ctx)
-    data_ref = _data_refs(decisions, ctx)
+    system_ref = refs.system_refs(decisions, ctx.errors)
+    data_ref = refs.data_refs(decisions, ctx.batches)
     out = out.join(system_ref, on="zid", how="left").join(data_ref, on="zid", how="left")
     fallback = pl.col("fallback").fill_null(False)
     cause = (
@@ -219,7 +205,7 @@ def _zeroing_rules(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         .otherwise(pl.lit("stands"))
     )
     rules = rules.with_columns(factor.alias("factor"))
-    return rules.with_columns(_rule_note().alias("note"))
+    return rules.with_columns(evidence.rule_note().alias("note"))
 
 
 def _observed() -> pl.Expr:
@@ -232,25 +218,34 @@ def _observed() -> pl.Expr:
     return pl.coalesce(pl.col("observed").cast(pl.Float64, strict=False), from_catalogue)
 
 
-def _with_param_state(rules: pl.DataFrame, ctx: Context) -> pl.DataFrame:
-    params = ctx.params
+def _state_seq(rules: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
+    """Each rule's configuration state (`state_seq`): the last parameter change its
+    decision's param_version names, or for a decision naming none, the last change before
+    it; -1 is the configuration before the dump's first change."""
     versions = dict(params.group_by("param_version").agg(pl.col("seq").max()).iter_rows())
     seq_by_version = pl.col("param_version").replace_strict(
         versions, default=-1, return_dtype=pl.Int64
     )
     times = params.select("cts", pl.col("seq").cast(pl.Int64).alias("time_seq")).sort("cts")
-    rules = rules.with_row_index("rid").sort("cts")
+    rules = rules.sort("cts")
     rules = (
         rules.join_asof(times, on="cts", strategy="backward")
         if times.height
         else (rules.with_columns(pl.lit(None, pl.Int64).alias("time_seq")))
     )
-    rules = rules.with_columns(
+    return rules.with_columns(
         pl.when(pl.col("param_version").is_null())
         .then(pl.col("time_seq").fill_null(-1))
         .otherwise(seq_by_version)
         .alias("state_seq")
     ).drop("time_seq")
+
+
+def _with_param_state(rules: pl.DataFrame, ctx: Context) -> pl.DataFrame:
+    """Each rule with the change that brought its parameter's value in (c_*), whether that
+    was rolled back, its threshold, and whether it would fire at the value before."""
+    params = ctx.params
+    rules = _state_seq(rules.with_row_index("rid"), params)
     changes = params.select(
         "param",
         pl.col("seq").cast(pl.Int64).alias("c_seq"),
@@ -334,81 +329,6 @@ def _with_model_state(rules: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     )
 
 
-def _rule_note() -> pl.Expr:
-    at = iso_expr("c_cts")
-    rb_at = iso_expr("rb_cts")
-    observed = _num(pl.col("observed_num")).fill_null("?")
-    fired = pl.format(
-        "{} fired with {}={} (observed {})",
-        pl.col("rule_id"),
-        pl.col("param").fill_null("?"),
-        _num(pl.col("threshold")).fill_null("?"),
-        observed,
-    )
-    history = pl.format(
-        "{} went {}→{} by {} in {} at {} and back to {} in {} at {}",
-        pl.col("param"),
-        pl.col("c_old").fill_null("?"),
-        pl.col("c_new").fill_null("?"),
-        pl.col("c_operator").fill_null("?"),
-        pl.col("param_release").fill_null("?"),
-        at.fill_null("?"),
-        pl.col("c_old").fill_null("?"),
-        pl.col("rb_release").fill_null("?"),
-        rb_at.fill_null("?"),
-    )
-    param_note = pl.format(
-        "{}; {}; at {} the rule would not have fired", fired, history, pl.col("c_old")
-    )
-    anyway = pl.format(
-        "{}; {}; at {} the rule would have fired anyway", fired, history, pl.col("c_old")
-    )
-    data_note = pl.format(
-        "{} fired on missing credit data: credit_score={}, score={} (batch {})",
-        pl.col("rule_id"),
-        pl.col("credit_score").cast(pl.String).fill_null("null"),
-        pl.col("score").cast(pl.String).fill_null("null"),
-        pl.col("bureau_batch").fill_null("not quoted"),
-    )
-    model_note = pl.format(
-        "{} fired on a score from {} (deployed in {} at {}), rolled back to {} in {} at {}",
-        pl.col("rule_id"),
-        pl.col("model_version"),
-        pl.col("m_release").fill_null("?"),
-        iso_expr("m_cts").fill_null("?"),
-        pl.col("m_previous").fill_null("?"),
-        pl.col("m_rb_release").fill_null("?"),
-        iso_expr("m_rb_cts").fill_null("?"),
-    )
-    stands = (
-        pl.when(pl.col("threshold").is_not_null())
-        .then(
-            pl.format("{}: it stands (the user's own data under a configuration that stood)", fired)
-        )
-        .otherwise(
-            pl.format(
-                "{} fired (observed {}): it stands "
-                "(the user's own data under a configuration that stood)",
-                pl.col("rule_id"),
-                pl.col("observed").fill_null("?"),
-            )
-        )
-    )
-    return (
-        pl.when(pl.col("factor") == "system")
-        .then(pl.lit("R_FAIL_CLOSED: fail-closed default"))
-        .when(pl.col("factor") == "data")
-        .then(data_note)
-        .when(pl.col("factor") == "parameter")
-        .then(param_note)
-        .when(pl.col("factor") == "model")
-        .then(model_note)
-        .when(pl.col("param_rolled_back") & pl.col("fires_with_old").fill_null(False))
-        .then(anyway)
-        .otherwise(stands)
-    )
-
-
 def _decide(rules: pl.DataFrame) -> pl.DataFrame:
     """Per zeroing: the deciding factor and the rule that gives the cause_ref."""
     rank = pl.col("factor").replace_strict(
@@ -430,64 +350,3 @@ def _decide(rules: pl.DataFrame) -> pl.DataFrame:
         .select("zid", "factor", pl.col("rule_id").alias("ref_rule"), "param_release")
     )
     return winner.select("zid", "rule_notes").join(first, on="zid", how="left")
-
-
-def _system_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
-    """The failing component: the engine_error with the decision's trace_id, else the
-    user's nearest one."""
-    errors = ctx.errors.select(
-        "trace_id",
-        "user_id",
-        pl.col("cts").alias("e_cts"),
-        "component",
-        "error",
-        pl.col("file_id").alias("e_file"),
-        pl.col("line").alias("e_line"),
-    )
-    by_trace = (
-        decisions.filter(pl.col("trace_id").is_not_null())
-        .select("zid", "trace_id", "cts")
-        .join(errors.drop("user_id"), on="trace_id")
-        .with_columns((pl.col("e_cts") - pl.col("cts")).abs().alias("d"))
-        .sort("zid", "d")
-        .group_by("zid", maintain_order=True)
-        .first()
-        .select("zid", "component", "error")
-    )
-    by_user = (
-        decisions.join(by_trace.select("zid"), on="zid", how="anti")
-        .select("zid", "user_id", "cts")
-        .join(errors.drop("trace_id").filter(pl.col("user_id").is_not_null()), on="user_id")
-        .with_columns((pl.col("e_cts") - pl.col("cts")).abs().alias("d"))
-        .sort("zid", "d")
-        .group_by("zid", maintain_order=True)
-        .first()
-        .select("zid", "component", "error")
-    )
-    return pl.concat([by_trace, by_user])
-
-
-def quoted_feed(quoted: pl.Series, batches: pl.DataFrame) -> str | None:
-    """The feed whose batches decisions quote (credit_bureau, in practice): the one a
-    decision without a bureau_batch takes its latest batch from (contract section 6).
-    `quoted`: the batch ids decisions name."""
-    if batches.height == 0:
-        return None
-    counts = (
-        batches.join(quoted.unique().alias("batch_id").to_frame(), on="batch_id")
-        .group_by("feed")
-        .len()
-        .sort("len", "feed", descending=[True, False])
-    )
-    return str(counts["feed"][0] if counts.height else batches["feed"].mode().sort()[0])
-
-
-def _data_refs(decisions: pl.DataFrame, ctx: Context) -> pl.DataFrame:
-    """The feed batch behind a decision: its bureau_batch, else the latest batch before it."""
-    quoted = decisions.select("zid", "cts", pl.col("bureau_batch").alias("batch"))
-    series = ctx.batches.select(pl.col("cts"), pl.col("batch_id").alias("latest")).sort("cts")
-    missing = quoted.filter(pl.col("batch").is_null()).sort("cts")
-    latest = missing.join_asof(series, on="cts", strategy="backward").select(
-        "zid", pl.col("latest").alias("batch")
-    )
-    return pl.concat([quoted.filter(pl.col("batch").is_not_null()).select("zid", "batch"), latest])

@@ -45,7 +45,35 @@ def unexplained(
 ) -> pl.DataFrame:
     """Say what is missing: the user's nearest record, and any engine host silent at the time."""
     rows = zero.filter(pl.col("act_id").is_null()).drop("host", "ts", "cts")
-    nearest = (
+    nearest = _nearest(rows, acts, names)
+    silent = _silent_hosts(rows, silences)
+    why = pl.concat_str(
+        pl.format(
+            "no decision or manual action setting the limit to zero for user {} within ±{} s",
+            "user_id",
+            pl.lit(tol // 1000),
+        ),
+        pl.col("nearest"),
+        pl.col("silence"),
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return (
+        rows.join(nearest, on="zid", how="left")
+        .join(silent, on="zid", how="left")
+        .with_columns(
+            pl.lit("unexplained").alias("cause"),
+            pl.lit("").alias("cause_ref"),
+            pl.lit("").alias("rule_id"),
+            why.alias("why"),
+        )
+        .drop("nearest", "silence")
+    )
+
+
+def _nearest(rows: pl.DataFrame, acts: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    """Per unexplained zeroing, the user's record nearest in time, as a sentence."""
+    return (
         rows.select("zid", "user_id", "changed_at")
         .join(
             acts.select(
@@ -74,29 +102,6 @@ def unexplained(
                 yuan("n_after"),
             ).alias("nearest"),
         )
-    )
-    silent = _silent_hosts(rows, silences)
-    why = pl.concat_str(
-        pl.format(
-            "no decision or manual action setting the limit to zero for user {} within ±{} s",
-            "user_id",
-            pl.lit(tol // 1000),
-        ),
-        pl.col("nearest"),
-        pl.col("silence"),
-        separator="; ",
-        ignore_nulls=True,
-    )
-    return (
-        rows.join(nearest, on="zid", how="left")
-        .join(silent, on="zid", how="left")
-        .with_columns(
-            pl.lit("unexplained").alias("cause"),
-            pl.lit("").alias("cause_ref"),
-            pl.lit("").alias("rule_id"),
-            why.alias("why"),
-        )
-        .drop("nearest", "silence")
     )
 
 
@@ -198,3 +203,98 @@ def findings_of(
             )
         )
     return findings
+
+
+def rule_note() -> pl.Expr:
+    """What each zeroing rule's factor says: what fired, with what value, and the
+    counterfactual (at the rolled-back value it would, or would not, have fired)."""
+    at = iso_expr("c_cts")
+    rb_at = iso_expr("rb_cts")
+    observed = number_text(pl.col("observed_num")).fill_null("?")
+    fired = pl.format(
+        "{} fired with {}={} (observed {})",
+        pl.col("rule_id"),
+        pl.col("param").fill_null("?"),
+        number_text(pl.col("threshold")).fill_null("?"),
+        observed,
+    )
+    history = pl.format(
+        "{} went {}→{} by {} in {} at {} and back to {} in {} at {}",
+        pl.col("param"),
+        pl.col("c_old").fill_null("?"),
+        pl.col("c_new").fill_null("?"),
+        pl.col("c_operator").fill_null("?"),
+        pl.col("param_release").fill_null("?"),
+        at.fill_null("?"),
+        pl.col("c_old").fill_null("?"),
+        pl.col("rb_release").fill_null("?"),
+        rb_at.fill_null("?"),
+    )
+    param_note = pl.format(
+        "{}; {}; at {} the rule would not have fired", fired, history, pl.col("c_old")
+    )
+    anyway = pl.format(
+        "{}; {}; at {} the rule would have fired anyway", fired, history, pl.col("c_old")
+    )
+    return (
+        pl.when(pl.col("factor") == "system")
+        .then(pl.lit("R_FAIL_CLOSED: fail-closed default"))
+        .when(pl.col("factor") == "data")
+        .then(_data_note())
+        .when(pl.col("factor") == "parameter")
+        .then(param_note)
+        .when(pl.col("factor") == "model")
+        .then(_model_note())
+        .when(pl.col("param_rolled_back") & pl.col("fires_with_old").fill_null(False))
+        .then(anyway)
+        .otherwise(_stands_note(fired))
+    )
+
+
+def _data_note() -> pl.Expr:
+    return pl.format(
+        "{} fired on missing credit data: credit_score={}, score={} (batch {})",
+        pl.col("rule_id"),
+        pl.col("credit_score").cast(pl.String).fill_null("null"),
+        pl.col("score").cast(pl.String).fill_null("null"),
+        pl.col("bureau_batch").fill_null("not quoted"),
+    )
+
+
+def _model_note() -> pl.Expr:
+    return pl.format(
+        "{} fired on a score from {} (deployed in {} at {}), rolled back to {} in {} at {}",
+        pl.col("rule_id"),
+        pl.col("model_version"),
+        pl.col("m_release").fill_null("?"),
+        iso_expr("m_cts").fill_null("?"),
+        pl.col("m_previous").fill_null("?"),
+        pl.col("m_rb_release").fill_null("?"),
+        iso_expr("m_rb_cts").fill_null("?"),
+    )
+
+
+def _stands_note(fired: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(pl.col("threshold").is_not_null())
+        .then(
+            pl.format("{}: it stands (the user's own data under a configuration that stood)", fired)
+        )
+        .otherwise(
+            pl.format(
+                "{} fired (observed {}): it stands "
+                "(the user's own data under a configuration that stood)",
+                pl.col("rule_id"),
+                pl.col("observed").fill_null("?"),
+            )
+        )
+    )
+
+
+def number_text(expr: pl.Expr) -> pl.Expr:
+    """A number as people write it: 600 not 600.0."""
+    return (
+        pl.when(expr == expr.round())
+        .then(expr.cast(pl.Int64).cast(pl.String))
+        .otherwise(expr.cast(pl.String))
+    )

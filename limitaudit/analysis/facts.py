@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from limitaudit.analysis.attribute import quoted_feed
 from limitaudit.analysis.match import CHANGES, actions, host_offsets
+from limitaudit.analysis.refs import quoted_feed
 from limitaudit.model.audit import AuditFacts, AuditOptions
 from limitaudit.model.dump import Dump, as_text
 from limitaudit.model.schema import Time

@@ -170,6 +170,21 @@ def _(result: AuditResult, fmt: str, out: TextIO, console: Console) -> None:
 
 
 def _audit_table(result: AuditResult, console: Console) -> None:
+    console.print(_causes_table(result))
+    top = _incidents_table(result.zeroings)
+    if top is not None:
+        console.print(top)
+    _print_offsets(result.offsets, console)
+    _print_findings(result, console)
+    a = result.accounting
+    console.print(
+        f"Read {a['lines']:,} lines: {a['records']:,} records, {a['duplicates']:,} duplicates, "
+        f"{a['rejected']:,} rejected (`limitaudit scan` shows where).",
+        highlight=False,
+    )
+
+
+def _causes_table(result: AuditResult) -> Table:
     z = result.zeroings
     title = f"{z.height:,} zeroing(s)"
     if result.options.below_fen:
@@ -199,7 +214,10 @@ def _audit_table(result: AuditResult, console: Console) -> None:
             f"{row['notified']:,}",
             style=style,
         )
-    console.print(causes)
+    return causes
+
+
+def _incidents_table(z: pl.DataFrame) -> Table | None:
     groups = (
         z.filter(pl.col("cause_ref") != "")
         .group_by("cause", "cause_ref")
@@ -211,14 +229,17 @@ def _audit_table(result: AuditResult, console: Console) -> None:
         .sort(["n", "cause", "cause_ref"], descending=[True, False, False])
         .head(10)
     )
-    if groups.height:
-        top = Table(title="Biggest incidents (by cause_ref)", title_justify="left")
-        for name in ("cause", "cause_ref", "zeroings", "first (UTC)", "last (UTC)"):
-            top.add_column(name, justify="right" if name == "zeroings" else "left")
-        for row in groups.iter_rows(named=True):
-            top.add_row(row["cause"], row["cause_ref"], f"{row['n']:,}", row["first"], row["last"])
-        console.print(top)
-    _print_offsets(result.offsets, console)
+    if not groups.height:
+        return None
+    top = Table(title="Biggest incidents (by cause_ref)", title_justify="left")
+    for name in ("cause", "cause_ref", "zeroings", "first (UTC)", "last (UTC)"):
+        top.add_column(name, justify="right" if name == "zeroings" else "left")
+    for row in groups.iter_rows(named=True):
+        top.add_row(row["cause"], row["cause_ref"], f"{row['n']:,}", row["first"], row["last"])
+    return top
+
+
+def _print_findings(result: AuditResult, console: Console) -> None:
     counts = {k: v for k, v in result.finding_counts.items() if v}
     if counts:
         console.print(
@@ -231,12 +252,6 @@ def _audit_table(result: AuditResult, console: Console) -> None:
             console.print(f"  [yellow]{finding.kind}[/yellow] {finding.message}", highlight=False)
         if len(result.findings) > 10:
             console.print(f"  … and {len(result.findings) - 10:,} more")
-    a = result.accounting
-    console.print(
-        f"Read {a['lines']:,} lines: {a['records']:,} records, {a['duplicates']:,} duplicates, "
-        f"{a['rejected']:,} rejected (`limitaudit scan` shows where).",
-        highlight=False,
-    )
 
 
 # -- trace ----------------------------------------------------------------------------

@@ -18,6 +18,9 @@ LEDGER_COLUMNS = frozenset({"change_id", "user_id", "changed_at", "limit_before"
 _TEXT_RECORD = re.compile(TEXT_RECORD_START)
 _STACK_LINE = re.compile(CONTINUATION_LINE)
 _SNIFF_LINES = 50
+# A text log's first line may name its service and host.
+HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
+_ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
 _HEAD_BYTES = 1 << 16
 # A store (limitaudit ingest --store) is known by this file and the format it names.
 STORE_MANIFEST = "manifest.json"
@@ -115,3 +118,14 @@ def _kind_of_text(head: bytes, whole: bool) -> tuple[str, str]:
     if lines and lines[0].count(",") >= 2:
         return "other", "CSV without the ledger's columns (change_id, user_id, changed_at, ...)"
     return "other", "neither a risk-engine log nor a ledger export"
+
+
+def host_from_name(source: SourceFile) -> str:
+    """Without a header line, a log's host is its directory (le-04/limit-engine.log)."""
+    parent = Path(source.name).parent.name
+    return parent or service_from_name(source)
+
+
+def service_from_name(source: SourceFile) -> str:
+    name = Path(source.name).name
+    return _ROTATION.sub("", name) or name

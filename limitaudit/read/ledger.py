@@ -6,8 +6,9 @@ import polars as pl
 
 from limitaudit.model.dump import Finding, SourceFile
 from limitaudit.model.schema import LEDGER_FIELDS
+from limitaudit.read.frames import overrule
 from limitaudit.read.normalise import type_ledger
-from limitaudit.read.parse import BLANK, META, RECORD, REJECTED, LineClass, overrule
+from limitaudit.read.parse import BLANK, META, RECORD, REJECTED, LineClass
 
 # exports quote free-text columns) or bare. Never empty, unlike a field alone, so
 # the regex finds every one (it skips the place after an empty match).

@@ -416,19 +416,3 @@ def _finish(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _empty_records() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
-
-
-def overrule(lines: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:
-    """Lines in `bad` (line, reason) become rejected with that reason."""
-    if bad.height == 0:
-        return lines
-    lines = lines.join(
-        bad.rename({"reason": "bad_reason"}), on="line", how="left", maintain_order="left"
-    )
-    return lines.with_columns(
-        pl.when(pl.col("bad_reason").is_not_null())
-        .then(pl.lit(REJECTED, LineClass))
-        .otherwise(pl.col("cls"))
-        .alias("cls"),
-        pl.coalesce("bad_reason", "reason").alias("reason"),
-    ).drop("bad_reason")

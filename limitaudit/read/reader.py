@@ -8,8 +8,7 @@ memory or on disk, until `raw` hands every file's over.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -26,7 +25,9 @@ from limitaudit.model.dump import (
     Progress,
     SourceFile,
 )
-from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, ORIGIN, DType, event_schema
+from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, event_schema
+from limitaudit.read.discover import HEADER, host_from_name, service_from_name
+from limitaudit.read.frames import Kept, compact, lazy, overrule, stamps_of
 from limitaudit.read.ledger import csv_block, parquet_export
 from limitaudit.read.lines import ReadOutcome, read_blocks
 from limitaudit.read.normalise import record_time, type_checked, type_event
@@ -37,16 +38,11 @@ from limitaudit.read.parse import (
     RECORD,
     REJECTED,
     classify,
-    overrule,
     parse_records,
 )
 from limitaudit.read.settle import RawDump
 from limitaudit.read.skim import skim, skimmable
 
-_HEADER = re.compile(r"^#\s*service=(\S+)\s+host=(\S+)")
-_ROTATION = re.compile(r"(\.(log|txt|json|jsonl|ndjson|gz|zst|\d+|\d{4}-\d{2}-\d{2}))+$")
-# Frames a reader keeps, or the file (see read_files) to which it has written them.
-Kept = list[pl.DataFrame | Path]
 # Takes every decision a reader typed (before `decisions` filters them), a file's worth
 # at a time, from any reader thread: how a store is built without holding the decisions.
 Spill = Callable[[pl.DataFrame], None]
@@ -115,7 +111,7 @@ class Reader:
         """Make what the file's blocks kept one frame a kind, written to the reader's folder
         when it is large (a small one costs more to write than it fragments)."""
         for name, parts in self._kept():
-            frame = _lazy(parts, {}).collect() if parts else None
+            frame = lazy(parts, {}).collect() if parts else None
             if frame is not None and name == "event-decision":
                 # In line order, as the full path alone would leave them: a skim reads
                 # some whole as it goes, the full path the others a few blocks later.
@@ -147,7 +143,7 @@ class Reader:
             block = raw.with_columns(_pre_reason(outcome))
             if not source.is_log:
                 carry.header, table, lines = csv_block(file_id, block, carry.header)
-                self.ledger.append(_compact(table))
+                self.ledger.append(compact(table))
                 self._account(file_id, report, lines)
                 continue
             waiting.append(self._sort_block(file_id, block, carry, report))
@@ -172,11 +168,11 @@ class Reader:
         """Classify one block of a log and skim it."""
         if carry.first_block:
             carry.first_block = False
-            match = _HEADER.match(block["text"][0] if block.height else "")
+            match = HEADER.match(block["text"][0] if block.height else "")
             if match:
                 report.service, report.host = match.group(1), match.group(2)
-            report.host = report.host or _host_from_name(report.source)
-            report.service = report.service or _service_from_name(report.source)
+            report.host = report.host or host_from_name(report.source)
+            report.service = report.service or service_from_name(report.source)
             report.named_host = report.host
         lines = classify(block, carry.record_above)
         lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
@@ -227,7 +223,7 @@ class Reader:
         )
         lines = overrule(lines, orphans)
         self.stacks.append(
-            _compact(
+            compact(
                 lines.filter(pl.col("cls") == CONTINUATION).select(
                     pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
                 )
@@ -244,7 +240,7 @@ class Reader:
         if skimmed.height == 0:
             return
         skimmed = skimmed.with_columns(pl.lit(file_id, pl.UInt32).alias("file_id"))
-        self.stamps.append(_stamps(skimmed, "decision"))
+        self.stamps.append(stamps_of(skimmed, "decision"))
         self.keys.append(skimmed.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
 
     def _keep_whole(self, file_id: int, kept: pl.DataFrame, report: FileReport) -> None:
@@ -256,8 +252,8 @@ class Reader:
             pl.col("service").fill_null(report.service),
         )
         table = type_checked(kept, "decision")
-        self.stamps.append(_stamps(table, "decision"))
-        self.events["decision"].append(_compact(table))
+        self.stamps.append(stamps_of(table, "decision"))
+        self.events["decision"].append(compact(table))
         self.keys.append(kept.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
 
     def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
@@ -283,14 +279,14 @@ class Reader:
                 continue
             table, bad = type_event(part, event)
             rejects.append(bad.select("line", "reason"))
-            self.stamps.append(_stamps(table, event))
+            self.stamps.append(stamps_of(table, event))
             if event == "decision" and self.spill is not None:
                 self.spilling.append(table)
                 if sum(t.height for t in self.spilling) >= SPILL_ROWS:
                     self._flush_spill()
             if event == "decision" and self.decisions is not None:
                 table = table.filter(self.decisions)
-            self.events[event].append(_compact(table))
+            self.events[event].append(compact(table))
             self.keys.append(
                 part.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")).join(
                     bad.select("line"), on="line", how="anti"
@@ -322,7 +318,7 @@ class Reader:
         for cls in (BLANK, META, CONTINUATION):
             report.counts[_COUNT_OF[cls]] += counts.get(cls, 0)
         self.rejects.append(
-            _compact(
+            compact(
                 lines.filter(pl.col("cls") == REJECTED).select(
                     pl.lit(file_id, pl.UInt32).alias("file_id"), "line", "reason", "text"
                 )
@@ -342,15 +338,15 @@ class Reader:
         self.stacks += other.stacks
 
     def raw(self, folder: TemporaryDirectory[str] | None = None) -> RawDump:
-        tables = {event: _lazy(parts, event_schema(event)) for event, parts in self.events.items()}
+        tables = {event: lazy(parts, event_schema(event)) for event, parts in self.events.items()}
         tables["engine_error"] = self._attach_stacks(tables["engine_error"])
         return RawDump(
             tables,
-            _lazy(self.ledger, LEDGER_SCHEMA),
-            _lazy(self.keys, KEYS_SCHEMA),
-            _lazy(self.stamps, STAMP_SCHEMA),
+            lazy(self.ledger, LEDGER_SCHEMA),
+            lazy(self.keys, KEYS_SCHEMA),
+            lazy(self.stamps, STAMP_SCHEMA),
             self.files,
-            _lazy(self.rejects, REJECT_SCHEMA).collect(),
+            lazy(self.rejects, REJECT_SCHEMA).collect(),
             self.findings,
             self.tz,
             folder,
@@ -360,7 +356,7 @@ class Reader:
         if not self.stacks:
             return errors
         stacks = (
-            _lazy(self.stacks, {})
+            lazy(self.stacks, {})
             .sort("file_id", "line")
             .group_by("file_id", "owner", maintain_order=True)
             .agg(pl.col("text").str.join("\n").alias("stack_lines"))
@@ -371,33 +367,6 @@ class Reader:
             .with_columns(pl.coalesce("stack", "stack_lines").alias("stack"))
             .drop("stack_lines")
         )
-
-
-def _lazy(parts: Kept, schema: Mapping[str, DType]) -> pl.LazyFrame:
-    if not parts:
-        return pl.LazyFrame(schema=schema)
-    return pl.concat(pl.scan_ipc(p) if isinstance(p, Path) else p.lazy() for p in parts)
-
-
-def _compact(frame: pl.DataFrame) -> pl.DataFrame:
-    """A copy that owns its strings and nothing more.
-
-    Polars' strings are views into shared buffers: a few rows filtered out of a block
-    keep the whole block's text alive, and a reader keeping a few rows of every block
-    would hold the whole dump. The Arrow round trip copies only the strings in use.
-    """
-    if frame.height == 0:
-        return frame
-    copy = pl.from_arrow(frame.to_arrow())
-    assert isinstance(copy, pl.DataFrame)
-    return copy
-
-
-def _stamps(table: pl.DataFrame, event: str) -> pl.DataFrame:
-    batch = pl.col("bureau_batch") if event == "decision" else pl.lit(None, pl.String)
-    return table.select(
-        *ORIGIN, "ts", "host", pl.lit(event).alias("event"), batch.alias("batch")
-    ).cast(STAMP_SCHEMA)  # type: ignore[arg-type]
 
 
 _COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
@@ -438,14 +407,3 @@ def _pre_reason(outcome: ReadOutcome) -> pl.Expr:
         .then(pl.lit("undecodable bytes (neither UTF-8 nor GBK)"))
         .alias("pre_reason")
     )
-
-
-def _host_from_name(source: SourceFile) -> str:
-    """Without a header line, a log's host is its directory (le-04/limit-engine.log)."""
-    parent = Path(source.name).parent.name
-    return parent or _service_from_name(source)
-
-
-def _service_from_name(source: SourceFile) -> str:
-    name = Path(source.name).name
-    return _ROTATION.sub("", name) or name

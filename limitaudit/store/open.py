@@ -71,14 +71,41 @@ def _open(
 ) -> Dump:
     data = directory / manifest["generation"]
     files = manifest_files(manifest)
-    findings = [Finding(f["kind"], f["file"], f["message"]) for f in manifest["findings"]]
-    tables: dict[str, pl.DataFrame] = {}
+    findings = [Finding.from_data(f) for f in manifest["findings"]]
     buckets = int(manifest["buckets"])
     facts = None
     if user_id is None and options is not None and facts_serve(manifest, options):
         facts = _read_facts(data, manifest)
     # An audit with the kept facts, of users apart, reads the users a share at a time.
     in_parts = facts is not None and not keys and bool(manifest["facts"]["one_user_reads"])
+    tables = _tables(data, buckets, user_id, decisions, in_parts)
+    rejects = (
+        pl.DataFrame(schema=REJECT_SCHEMA)
+        if user_id is not None
+        else pl.read_parquet(data / "rejects.parquet")
+    )
+    stamps = None
+    if user_id is None and (facts is None or keys):
+        # Read now, not scanned: an ingest may take this generation away (see open_store).
+        stamps = pl.read_parquet(data / "stamps.parquet").lazy()
+    dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
+    if in_parts:
+        assert facts is not None
+        dump.parts = lambda: _parts(data, buckets, dump, facts, decisions)
+    if keys:
+        dump.keys = pl.read_parquet(data / "keys.parquet")
+        dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
+    if user_id is not None:
+        dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))
+    return dump
+
+
+def _tables(
+    data: Path, buckets: int, user_id: str | None, decisions: pl.Expr | None, in_parts: bool
+) -> dict[str, pl.DataFrame]:
+    """The store's tables in the read's order, by (file_id, line): whole, or a user's rows
+    of the per-user ones, or those left empty for an audit that reads them in shares."""
+    tables: dict[str, pl.DataFrame] = {}
     for name in PER_USER:
         if in_parts:
             scan = pl.scan_parquet([data / name / f"b{b:02d}.parquet" for b in range(buckets)])
@@ -105,30 +132,11 @@ def _open(
         )
     else:
         tables["engine_error"] = pl.read_parquet(data / "engine_error.parquet")
-    # Back in ingest's order: (file_id, line). Ties in an audit fall by that order.
-    tables = {
+    # Back in the read's order: (file_id, line). Ties in an audit fall by that order.
+    return {
         name: tables[name].sort(list(ORIGIN))
-        for name in [*EVENTS, "ledger"]  # ingest's order of the tables
+        for name in [*EVENTS, "ledger"]  # the read's order of the tables
     }
-    rejects = (
-        pl.DataFrame(schema=REJECT_SCHEMA)
-        if user_id is not None
-        else pl.read_parquet(data / "rejects.parquet")
-    )
-    stamps = None
-    if user_id is None and (facts is None or keys):
-        # Read now, not scanned: an ingest may take this generation away (see open_store).
-        stamps = pl.read_parquet(data / "stamps.parquet").lazy()
-    dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
-    if in_parts:
-        assert facts is not None
-        dump.parts = lambda: _parts(data, buckets, dump, facts, decisions)
-    if keys:
-        dump.keys = pl.read_parquet(data / "keys.parquet")
-        dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
-    if user_id is not None:
-        dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))
-    return dump
 
 
 def _parts(
