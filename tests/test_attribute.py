@@ -1,4 +1,4 @@
-"""Each cause of contract section 6, each precedence conflict, and the matching rules."""
+"""Each cause (docs/causes.md), each precedence conflict, and the matching rules."""
 
 from __future__ import annotations
 

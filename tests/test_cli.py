@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from limitaudit import api
 from limitaudit.cli import app
 from limitaudit.commands.audit import audit
 from limitaudit.model.audit import AuditOptions
@@ -235,6 +236,12 @@ def test_csv_is_the_same_through_bytes_or_text(dump: Path) -> None:
         (["audit", "{dump}", "--bom"], "--bom goes with --format csv"),
         (["trace", "2088100000000009", "{dump}"], "nearest ids in the dump: 2088100000000007"),
         (["trace", "abc", "{dump}"], "abc: a user_id is a string of digits"),
+        (["trace", "²³", "{dump}"], "²³: a user_id is a string of digits"),
+        (["audit", "{dump}", "--below", "nan"], "--below nan: not a finite number"),
+        (["audit", "{dump}", "--below", "inf"], "--below inf: not a finite number"),
+        (["audit", "{dump}", "--below", "1e400"], "--below inf: not a finite number"),
+        (["audit", "{dump}", "--tolerance", "nan"], "--tolerance nan: not a finite number"),
+        (["trace", U1, "{dump}", "--below", "-1"], "--below must be 0 or more"),
         (["audit"], "no dump given"),
     ],
 )
@@ -285,3 +292,29 @@ def test_dump_with_nothing_readable_exits_2(tmp_path: Path) -> None:
         assert result.stderr == (
             "limitaudit: nothing in the dump is a risk-engine log or a ledger export\n"
         )
+
+
+def test_a_bug_exits_70_with_one_line_asking_for_a_report(
+    dump: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "audit", broken)
+    result = invoke("audit", str(dump))
+    assert result.exit_code == ExitStatus.INTERNAL == 70
+    assert result.stdout == ""
+    assert result.stderr == (
+        "limitaudit: internal error, please report it with the command that led to it: "
+        "RuntimeError: boom\n"
+    )
+
+
+def test_ctrl_c_exits_130_quietly(dump: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "scan", interrupted)
+    result = invoke("scan", str(dump))
+    assert result.exit_code == ExitStatus.INTERRUPTED == 130
+    assert (result.stdout, result.stderr) == ("", "limitaudit: interrupted\n")

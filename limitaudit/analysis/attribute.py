@@ -1,6 +1,6 @@
 """Why a matched decision zeroed a limit: each zeroing rule explained, or standing.
 
-Contract section 6. Each zeroing rule is explained by the first of system, data,
+docs/causes.md. Each zeroing rule is explained by the first of system, data,
 parameter, model that holds; if any rule stands the zeroing is `risk_policy`;
 otherwise the first factor that explains a rule gives the cause, and the first
 rule it explains gives the cause_ref. A fallback decision is `system_error`.
@@ -25,7 +25,7 @@ SCORE_RULES = ["R_NO_SCORE", "R_SCORE_CUTOFF"]
 
 @dataclass(frozen=True)
 class Rule:
-    """One row of the rule catalogue (contract section 3)."""
+    """One row of the rule catalogue (docs/causes.md)."""
 
     reads: str | None  # the decision field the rule reads
     param: str | None

@@ -2,7 +2,7 @@
 
 By change_id where both sides have it; otherwise by user and time within the
 clock tolerance, preferring the record whose limit_before agrees. One record
-explains at most one row (contract section 6).
+explains at most one row (docs/causes.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import polars as pl
 
 from limitaudit.model.dump import Dump, as_text
 
-# A ledger row is written 0-5 s after the decision behind it (contract section 2).
+# A ledger row is written 0-5 s after the decision behind it (docs/reading.md).
 LEDGER_LAG_MS = 2_500
 # A record that changed a limit: what ties hosts' clocks to the ledger.
 CHANGES = pl.col("limit_before") != pl.col("limit_after")
@@ -137,7 +137,7 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
     """Host clock offsets from every record that can be tied to its ledger row.
 
     Records with a change_id are tied by it; the rest by a first pass on uncorrected
-    times, which the tolerance (wider than any skew the contract allows) makes safe.
+    times, which the tolerance (wider than any skew real hosts show) makes safe.
     """
     changes = acts.filter(CHANGES).select(
         "act_id", "host", "ts", pl.col("ts").alias("cts"), "user_id", "change_id", "limit_before"
@@ -153,13 +153,13 @@ def estimate_offsets(ledger: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int
 def quote_offsets(
     quotes: pl.DataFrame, batches: pl.DataFrame, known: pl.DataFrame, tolerance_ms: int
 ) -> pl.DataFrame:
-    """Offsets of feed hosts, from decisions that quote their batches (contract section 2).
+    """Offsets of feed hosts, from decisions that quote their batches (docs/reading.md).
 
     A batch is delivered before the first decision that quotes it, so its host's
     offset is at least (batch time - first quoting decision's corrected time); the
     tightest such bound is the estimate. It is only tight when decisions quote a
-    batch soon after it lands; a bound beyond the clock tolerance says nothing the
-    contract does not, and is dropped. Hosts with a ledger-based offset keep it.
+    batch soon after it lands; a bound beyond the clock tolerance (no host's clock is
+    that far off) says nothing, and is dropped. Hosts with a ledger-based offset keep it.
     """
     # quotes: host, batch, and the time of the first of the `quotes` decisions on that
     # host that name that batch (a host's offset moves all of them alike).

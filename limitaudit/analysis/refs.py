@@ -43,7 +43,7 @@ def system_refs(decisions: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
 
 def quoted_feed(quoted: pl.Series, batches: pl.DataFrame) -> str | None:
     """The feed whose batches decisions quote (credit_bureau, in practice): the one a
-    decision without a bureau_batch takes its latest batch from (contract section 6).
+    decision without a bureau_batch takes its latest batch from (docs/causes.md).
     `quoted`: the batch ids decisions name."""
     if batches.height == 0:
         return None

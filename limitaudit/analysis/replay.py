@@ -1,6 +1,6 @@
 """Replay every user's ledger: zeroings, recoveries and broken chains.
 
-The ledger is the source of truth for what a limit was (contract section 4).
+The ledger is the source of truth for what a limit was (docs/dump.md).
 Per user, rows in time order; a zeroing is a row that takes a limit from above
 the threshold to at or below it, and its recovery is the user's first later row
 that lifts the limit back above the threshold.

@@ -33,6 +33,7 @@ from limitaudit.store import (
     sha256_of,
     write_store,
 )
+from limitaudit.store.layout import check_target
 
 CREATED, ADDED, UNCHANGED, REPLACED = "created", "added", "unchanged", "replaced"
 
@@ -82,10 +83,7 @@ def ingest_store(
 ) -> IngestResult:
     if any(is_store(i) for i in inputs):
         raise UsageError("the dump to ingest is a store already: name the log files")
-    if not is_store(store) and store.exists() and (not store.is_dir() or any(store.iterdir())):
-        raise UsageError(
-            f"--store {store}: exists and is not a store: name a new or empty directory"
-        )
+    check_target(store, f"--store {store}")
     sources = [s for s in discover(inputs) if not _inside(s.path, store)]
     if not sources:
         raise DumpError("the dump holds no files")

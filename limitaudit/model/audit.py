@@ -26,7 +26,7 @@ FINDING_KINDS = [
     "unreadable",
     "ledger_conflict",
 ]
-# The columns other programs rely on, in this order (contract section 7).
+# The columns other programs rely on, in this order (docs/output.md).
 CONTRACT_COLUMNS = [
     "user_id",
     "zeroed_at",

@@ -1,4 +1,4 @@
-"""The expected audit, decided from the simulation's true facts (contract section 6).
+"""The expected audit, decided from the simulation's true facts (docs/causes.md).
 
 Nothing here reads the dump back: the cause of a zeroing follows from the
 decision as the engine made it, and "unexplained" from which records the dump

@@ -10,7 +10,7 @@ from limitaudit.synth.timeutil import DAY, MIN, SEC, ymd
 ENGINE = "limit-engine"
 
 # The configuration in force before the dump's first change: each parameter at
-# the old_value of its first param_change (the contract's rule for unnamed versions).
+# the old_value of its first param_change (the rule for versions no change names).
 INITIAL_PARAMS: dict[str, int] = {
     "score_cutoff": 600,
     "overdue_max_days": 30,
@@ -36,7 +36,7 @@ class Host:
     encoding: str = "utf-8"
     crlf: bool = False
     old_build: bool = False  # writes neither change_id nor rules' observed values
-    extras: bool = False  # writes fields the contract does not know
+    extras: bool = False  # writes fields the tool does not know
     archive: str = "gz"
 
     @property
