@@ -42,7 +42,7 @@ def scan(dump: DumpPaths, *, tz: str | None = None, progress: Progress | None = 
     check_tz(tz)
     # The clock offsets are all a scan reads of the decisions: only changes tie them.
     loaded = load(_paths(dump), tz, progress=progress, decisions=CHANGES)
-    return scan_command.summarise(loaded)
+    return scan_command.scan(loaded)
 
 
 def audit(

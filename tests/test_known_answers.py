@@ -23,7 +23,7 @@ from limitaudit.analysis import audit as audit_module
 from limitaudit.analysis.facts import decisions_needed
 from limitaudit.analysis.match import CHANGES
 from limitaudit.commands.audit import audit
-from limitaudit.commands.scan import summarise
+from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.schema import ORIGIN
 from limitaudit.read import read_dump
@@ -86,7 +86,7 @@ def physical_lines(path: Path) -> int:
 
 def test_every_line_is_accounted_for(world: tuple[Path, Path, int]) -> None:
     dump_dir, answers, seed = world
-    result = summarise(read_dump([dump_dir]))
+    result = scan_dump(read_dump([dump_dir]))
     files = {f.path: f for f in result.files}
     expected = pl.read_csv(answers / "files.csv")
     for name, kind, lines in expected.iter_rows():
@@ -171,7 +171,7 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
     assert (
-        summarise(whole).to_data() == summarise(read_dump([dump_dir], decisions=CHANGES)).to_data()
+        scan_dump(whole).to_data() == scan_dump(read_dump([dump_dir], decisions=CHANGES)).to_data()
     )
 
 

@@ -24,7 +24,7 @@ from limitaudit.analysis.facts import decisions_needed
 from limitaudit.cli import app
 from limitaudit.commands.audit import AuditResult, audit
 from limitaudit.commands.ingest import ADDED, CREATED, UNCHANGED, ingest_store
-from limitaudit.commands.scan import summarise
+from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.commands.trace import UnknownUser, trace
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import Dump
@@ -183,7 +183,7 @@ def test_audit_scan_and_trace_answer_the_same_on_the_store(
         ("audit", "--format", "csv"): csv_text(full),
         ("audit", "--format", "json"): json_text(full.to_data()),
         ("audit", "--format", "json", "--below", "100"): json_text(wide.to_data()),
-        ("scan", "--format", "json"): json_text(summarise(whole).to_data()),
+        ("scan", "--format", "json"): json_text(scan_dump(whole).to_data()),
     }
     for (command, *args), want in expected.items():
         got = invoke(command, str(store), *args)

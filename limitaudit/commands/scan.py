@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from limitaudit.analysis.match import CHANGES, actions, host_offsets
-from limitaudit.model.dump import COUNTS, Dump, Finding, Progress
+from limitaudit.analysis.match import actions, host_offsets
+from limitaudit.model.dump import COUNTS, Dump, Finding
 from limitaudit.model.format import iso_utc
-from limitaudit.store import load
 
 TOP_REASONS = 3
 
@@ -60,9 +57,7 @@ class ScanResult:
         return {
             "files": [f.to_data() for f in self.files],
             "totals": self.totals,
-            "findings": [
-                {"kind": f.kind, "file": f.file, "message": f.message} for f in self.findings
-            ],
+            "findings": [f.to_data() for f in self.findings],
             "time_zone": self.tz,
             "clock_offsets": [
                 {"host": h, "offset_ms": o, "evidence": n} for h, o, n in self.offsets.iter_rows()
@@ -70,18 +65,8 @@ class ScanResult:
         }
 
 
-def scan(
-    inputs: Sequence[str | Path],
-    tz: str | None = None,
-    tolerance_ms: int = 120_000,
-    progress: Progress | None = None,
-) -> ScanResult:
-    """A dump or a store; `tz` None reads a store in its own zone, a dump in the default."""
-    # The clock offsets are all a scan reads of the decisions: only changes tie them.
-    return summarise(load(inputs, tz, progress=progress, decisions=CHANGES), tolerance_ms)
-
-
-def summarise(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
+def scan(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
+    """What `dump` holds, file by file, its line accounting, findings and clock offsets."""
     dump.require_readable()
     rejects = reject_table(dump)
     reasons = (
