@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 
 from limitaudit import __version__, api
-from limitaudit.atomic import write_atomic
+from limitaudit.atomic import check_writable, write_atomic
 from limitaudit.commands.ingest import UNCHANGED
 from limitaudit.config import resolve_dump
 from limitaudit.errors import LimitAuditError, UsageError
@@ -29,7 +30,9 @@ app = typer.Typer(
     help="Reconstruct when and why credit limits went to zero, "
     "from risk-engine logs and the ledger.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion, and _LIMITAUDIT_COMPLETE=bash_source.
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 
@@ -58,12 +61,24 @@ TzOpt = Annotated[
 
 
 def _stderr() -> Console:
-    # Diagnostics are single lines: never wrap them, whatever the terminal width.
-    return Console(stderr=True, soft_wrap=True)
+    # Diagnostics are single lines: never wrap them, whatever the terminal width. They quote
+    # the data (paths, ids): markup off, so that `[bold]x.log` is printed as it is named.
+    return Console(stderr=True, soft_wrap=True, markup=False)
+
+
+class _Stdout(Console):
+    """Standard output. Rich ends the program with status 1 on a closed pipe (`| head`),
+    which here means findings: hand the pipe back to `_emit`, which ends the output and
+    keeps the run's own status."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def _stdout() -> Console:
-    return Console(soft_wrap=False)
+    # Tables and lines quote the data (tickets, reasons, file names): text, never markup.
+    return _Stdout(soft_wrap=False, markup=False)
 
 
 def guarded(run: Callable[[], T]) -> T:
@@ -87,8 +102,27 @@ def guarded(run: Callable[[], T]) -> T:
 
 
 def _fail(message: str, status: ExitStatus) -> NoReturn:
-    _stderr().print(f"limitaudit: {message}", style="red", highlight=False, markup=False)
+    _stderr().print(f"limitaudit: {printable(message)}", style="red", highlight=False, markup=False)
     raise typer.Exit(int(status)) from None
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped: a user id or file name holding ESC codes
+    is shown as written, never obeyed by the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _emit(render: Callable[[], object]) -> None:
+    """Render to stdout; a reader that stopped early (`| head`) ends the output quietly and
+    the run keeps the status it earned."""
+    try:
+        render()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again on the way out: point it where that cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _format(fmt: str, *allowed: str) -> str:
@@ -115,9 +149,11 @@ def scan(
 
     def run() -> None:
         _format(fmt, "table", "json")
+        if rejects is not None:
+            check_writable(rejects, "--rejects")
         with line_progress(_stderr()) as advance:
             result = api.scan(resolve_dump(dump), tz=tz, progress=advance)
-        render_result(result, fmt, sys.stdout, _stdout())
+        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
         if rejects is not None:
             write_table(result.rejects, rejects)
             _stderr().print(f"{result.rejects.height:,} rejected line(s) written to {rejects}")
@@ -145,7 +181,11 @@ ToleranceOpt = Annotated[
 
 def _fail_on(value: str) -> set[str]:
     names = {v.strip() for v in value.split(",") if v.strip()}
-    if names == {"none"}:
+    if not names:
+        raise UsageError("--fail-on: give causes or finding kinds, or none to never fail")
+    if "none" in names:
+        if names != {"none"}:
+            raise UsageError("--fail-on: none never fails, so it goes alone")
         return set()
     unknown = names - set(CAUSES) - set(FINDING_KINDS)
     if unknown:
@@ -180,6 +220,8 @@ def audit(
         if bom and fmt != "csv":
             raise UsageError("--bom goes with --format csv")
         failing = _fail_on(fail_on)
+        if output is not None:
+            check_writable(output, "--output")
         with line_progress(_stderr()) as advance:
             result = api.audit(
                 resolve_dump(dump), below=below, tolerance=tolerance, tz=tz, progress=advance
@@ -188,14 +230,16 @@ def audit(
             if fmt == "csv":
                 write_atomic(output, lambda fh: write_audit_csv(result, fh, bom))
             else:
-                write_atomic(output, lambda fh: render_result(result, fmt, fh, Console(file=fh)))
+                write_atomic(
+                    output,
+                    lambda fh: render_result(result, fmt, fh, Console(file=fh, markup=False)),
+                )
             _stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
         elif fmt == "csv":
-            write_audit_csv(result, sys.stdout, bom)
+            _emit(lambda: write_audit_csv(result, sys.stdout, bom))
         else:
-            render_result(result, fmt, sys.stdout, _stdout())
-        hits = {c: n for c, n in result.by_cause().items() if c in failing and n}
-        hits |= {k: n for k, n in result.finding_counts.items() if k in failing and n}
+            _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
+        hits = result.failing(failing)
         if hits:
             _stderr().print(
                 "failing: " + ", ".join(f"{n:,} {k}" for k, n in hits.items()), highlight=False
@@ -221,7 +265,7 @@ def trace(
         _format(fmt, "table", "json")
         # From a store, only this user's rows are read (when that gives the same answers).
         result = api.trace(user, resolve_dump(dump), below=below, tolerance=tolerance, tz=tz)
-        render_result(result, fmt, sys.stdout, _stdout())
+        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
 
     guarded(run)
 
@@ -252,7 +296,7 @@ def ingest_cmd(
         _format(fmt, "table", "json")
         with line_progress(_stderr(), "ingesting") as advance:
             result = api.ingest(dump, store, tz=tz, replace=replace, progress=advance)
-        render_result(result, fmt, sys.stdout, _stdout())
+        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
         if result.action == UNCHANGED:
             _stderr().print(
                 f"{store} is up to date: its {result.unchanged:,} file(s) of this dump are "
@@ -356,7 +400,20 @@ def stop_on_terminate() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _completion_order() -> None:
+    """Shell completion as Click documents it (`_LIMITAUDIT_COMPLETE=bash_source`) as well as
+    in Typer's order (`source_bash`), which is the one Typer reads."""
+    var = "_LIMITAUDIT_COMPLETE"
+    shell, _, instruction = os.environ.get(var, "").partition("_")
+    if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and instruction in (
+        "source",
+        "complete",
+    ):
+        os.environ[var] = f"{instruction}_{shell}"
+
+
 def main() -> None:
+    _completion_order()
     # The entry points guard their top-level code, as worker processes require.
     read_in_processes()
     stop_on_terminate()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import random
+import re
+import struct
 from pathlib import Path
 
 import polars as pl
 import pytest
+import zstandard
 from polars.testing import assert_frame_equal
 
 from limitaudit.read import lines as lines_module
@@ -129,13 +133,45 @@ def test_truncated_zstd_yields_the_complete_blocks(tmp_path: Path) -> None:
     assert outcome.tail_incomplete is True
 
 
-def test_corrupt_gzip_stops_with_a_reason(tmp_path: Path) -> None:
-    whole = gzip_members("".join(f"{t}\n" for t in noisy_lines(2000)).encode())
+def test_corrupt_gzip_keeps_what_decompresses_and_says_where(tmp_path: Path) -> None:
+    texts = noisy_lines(2000)
+    whole = gzip_members("".join(f"{t}\n" for t in texts).encode())
     middle = len(whole) // 2
     damaged = whole[:middle] + bytes(200) + whole[middle + 200 :]
-    _, outcome = read_all(write(tmp_path, "a.log.gz", damaged))
+    frame, outcome = read_all(write(tmp_path, "a.log.gz", damaged))
     assert outcome.cut is not None
-    assert outcome.cut.startswith("corrupt gzip data: ")
+    at = re.fullmatch(r"corrupt gzip data at byte ([\d,]+): .+", outcome.cut)
+    assert at is not None and middle <= int(at.group(1).replace(",", "")) <= len(whole)
+    # Every line before the damaged member is kept, as it was written.
+    kept = frame["text"].to_list()
+    assert len(kept) > 500
+    assert kept[:500] == texts[:500]
+
+
+def test_a_bit_flipped_mid_member_loses_only_what_follows_it(tmp_path: Path) -> None:
+    # One member: zlib notices the damage only at its end (the CRC), and what came before
+    # the damage decompresses as it was.
+    texts = noisy_lines(3000)
+    one = bytearray(gzip.compress("".join(f"{t}\n" for t in texts).encode()))
+    one[len(one) // 2] ^= 0x55
+    frame, outcome = read_all(write(tmp_path, "flip.log.gz", bytes(one)))
+    assert outcome.cut is not None and "corrupt gzip data at byte" in outcome.cut
+    assert frame.height > 1000
+    assert frame["text"].to_list()[:1000] == texts[:1000]
+
+
+def test_skippable_frames_and_empty_members_are_read_through(tmp_path: Path) -> None:
+    texts = noisy_lines(300)
+    body = "".join(f"{t}\n" for t in texts).encode()
+    # pzstd and seekable-zstd writers start with a skippable frame (magic 0x184D2A5?).
+    skippable = struct.pack("<II", 0x184D2A53, 4) + b"\0\0\0\0"
+    zstd_file = skippable + zstandard.ZstdCompressor().compress(b"") + zstd_frames(body)
+    gzip_file = gzip.compress(b"") + gzip.compress(body) + gzip.compress(b"")
+    for name, data in (("a.log.zst", zstd_file), ("b.log.gz", gzip_file)):
+        frame, outcome = read_all(write(tmp_path, name, data))
+        assert outcome.cut is None, name
+        assert frame["text"].to_list() == texts, name
+    assert compression_of(skippable) == "zstd"
 
 
 def test_gbk_file_is_decoded_as_gbk(tmp_path: Path) -> None:

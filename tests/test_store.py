@@ -434,7 +434,7 @@ def test_a_read_that_an_ingest_overtakes_reads_the_new_store(
     shutil.rmtree(out / real(out)["generation"] / "decision")
     result = invoke("audit", str(out))
     assert result.exit_code == ExitStatus.ERROR
-    assert result.stderr.startswith(f"limitaudit: {out}: the store is damaged (")
+    assert result.stderr.startswith(f"limitaudit: {out}: the store is damaged: ")
     assert result.stderr.endswith("ingest the dump again with --replace\n")
 
 

@@ -37,6 +37,7 @@ class Attribution:
 def attribute_dump(dump: Dump, options: AuditOptions) -> Attribution:
     """Attribute every zeroing of `dump`: whole, or a share of its users at a time."""
     dump.require_readable()
+    dump.require_ledger()
     names = dump.file_names()
     # A one-user read holds too little to estimate what needs every user: it comes with them.
     known = dump.scope.facts if dump.scope else dump.facts

@@ -26,6 +26,12 @@ class AuditResult:
         counts = dict(self.zeroings.group_by("cause").len().iter_rows())
         return {c: counts.get(c, 0) for c in CAUSES}
 
+    def failing(self, names: set[str]) -> dict[str, int]:
+        """How many zeroings of each cause, and findings of each kind, that `names` lists
+        (the --fail-on set) the audit found; none at all: the run passes."""
+        hits = {c: n for c, n in self.by_cause().items() if c in names and n}
+        return hits | {k: n for k, n in self.finding_counts.items() if k in names and n}
+
     def to_data(self) -> dict[str, Any]:
         return {
             "zeroings": self.zeroings.to_dicts(),

@@ -17,6 +17,7 @@ import polars as pl
 
 from limitaudit import __version__
 from limitaudit.analysis.facts import decisions_needed
+from limitaudit.atomic import owned, sweep
 from limitaudit.errors import DumpError, UsageError
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import COUNTS, DEFAULT_TZ, FileReport, Progress, SourceFile
@@ -34,8 +35,11 @@ from limitaudit.store import (
     write_store,
 )
 from limitaudit.store.layout import check_target
+from limitaudit.store.manifest import verify
 
 CREATED, ADDED, UNCHANGED, REPLACED = "created", "added", "unchanged", "replaced"
+# Building a store puts the decisions aside here, beside the store: .limitaudit-spill-PID-...
+SPILL_FOLDER = ".limitaudit-spill-"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ def ingest_store(
         action = REPLACED if is_store(store) else CREATED
         return _build(sources, store, tz or DEFAULT_TZ, action, progress)
     manifest = read_manifest(store)
+    # A damaged store is never "up to date", nor added to: it is rebuilt, or left alone.
+    verify(store, manifest)
     if tz is not None and tz != manifest["time_zone"]:
         raise StoreError(
             f"{store}: the store read log times in {manifest['time_zone']}, not {tz}: "
@@ -138,7 +144,8 @@ def _build(
     # The decisions go to disk as they are read, and only those an audit uses stay in
     # memory (to make the audit facts): a dump much larger than memory becomes a store.
     near = store.parent if store.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix=".limitaudit-spill-", dir=near) as folder:
+    sweep(near or Path(tempfile.gettempdir()), SPILL_FOLDER)
+    with tempfile.TemporaryDirectory(prefix=owned(SPILL_FOLDER), dir=near) as folder:
         spill = DecisionSpill(Path(folder))
         needed = decisions_needed(AuditOptions())
         dump = settle(read_files(sources, tz, progress, needed, spill), keep=True)

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from limitaudit.model.audit import AuditFacts
 
 DEFAULT_TZ = "Asia/Shanghai"
+# The kinds of file a dump is read from; the others are empty, skipped or unreadable.
+READ_KINDS = ("json_log", "text_log", "ledger_csv", "ledger_parquet")
+# How a CSV meant as a ledger export but lacking some of its columns is skipped.
+LEDGER_REFUSED = "a ledger export without its column(s)"
 COUNTS = ["lines", "records", "continuation", "meta", "blank", "duplicates", "rejected", "ignored"]
 REJECT_SCHEMA = {"file_id": pl.UInt32, "line": pl.UInt32, "reason": pl.String, "text": pl.String}
 KEY_SCHEMA = {**ORIGIN, "h1": pl.UInt64, "h2": pl.UInt64}
@@ -46,7 +50,7 @@ class SourceFile:
     # The path as the user will recognise it in messages: relative to the
     # directory they named, or as they typed it.
     name: str
-    kind: str  # json_log | text_log | ledger_csv | ledger_parquet | other | empty
+    kind: str  # one of READ_KINDS, or other (skipped), empty or unreadable
     compression: str  # none | gzip | zstd
     size: int
     reason: str = ""  # why an `other` file is skipped
@@ -134,11 +138,35 @@ class Dump:
     @property
     def readable(self) -> bool:
         """Whether any file is a log or a ledger: a dump without one cannot be read at all."""
-        return any(f.source.kind not in ("other", "empty") for f in self.files)
+        return any(f.source.kind in READ_KINDS for f in self.files)
 
     def require_readable(self) -> None:
         if not self.readable:
             raise DumpError("nothing in the dump is a risk-engine log or a ledger export")
+
+    def require_ledger(self) -> None:
+        """A dump whose every ledger export was refused cannot be audited: its zeroings
+        are unknown, not none."""
+        refused = {
+            f.file: f.message
+            for f in self.findings
+            if f.kind in ("skipped", "unreadable") and self._meant_as_ledger(f.file)
+        }
+        kept = [
+            f
+            for f in self.files
+            if f.source.kind.startswith("ledger_") and f.source.name not in refused
+        ]
+        if refused and not kept:
+            first = next(iter(refused.values()))
+            more = f" (and {len(refused) - 1:,} more)" if len(refused) > 1 else ""
+            raise DumpError(f"no ledger export in the dump could be read: {first}{more}")
+
+    def _meant_as_ledger(self, name: str) -> bool:
+        source = next((f.source for f in self.files if f.source.name == name), None)
+        return source is not None and (
+            source.kind.startswith("ledger_") or source.reason.startswith(LEDGER_REFUSED)
+        )
 
     def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.LazyFrame:
         """Those `columns` of the stamps `where` holds, to aggregate before collecting.

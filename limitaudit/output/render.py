@@ -13,12 +13,14 @@ from typing import IO, Any, TextIO
 import polars as pl
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from limitaudit.commands.audit import AuditResult
 from limitaudit.commands.ingest import IngestResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.model.audit import CAUSES
+from limitaudit.model.dump import Finding
 from limitaudit.model.format import ISO_MS
 
 
@@ -80,14 +82,16 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
     _print_offsets(result.offsets, console)
     rejected = [f for f in result.files if f.top_reasons]
     if rejected:
-        console.print("[bold]Rejected lines[/bold] (most frequent reasons per file)")
+        console.print(
+            Text.assemble(("Rejected lines", "bold"), " (most frequent reasons per file)")
+        )
         for f in rejected:
             for reason, n in f.top_reasons:
                 console.print(f"  {f.path}: {reason} ×{n:,}", highlight=False, markup=False)
     if result.findings:
-        console.print("[bold]Findings[/bold]")
+        console.print(Text("Findings", style="bold"))
         for finding in result.findings:
-            console.print(f"  [yellow]{finding.kind}[/yellow] {finding.message}", highlight=False)
+            console.print(_finding_line(finding), highlight=False)
 
 
 def _print_offsets(offsets: pl.DataFrame, console: Console) -> None:
@@ -97,8 +101,13 @@ def _print_offsets(offsets: pl.DataFrame, console: Console) -> None:
     console.print(f"Host clocks ahead of the ledger (estimated): {skew}", highlight=False)
 
 
-def _red(n: int) -> str:
-    return f"[red]{n:,}[/red]" if n else "0"
+def _red(n: int) -> Text:
+    return Text(f"{n:,}", style="red") if n else Text("0")
+
+
+def _finding_line(finding: Finding) -> Text:
+    # Messages quote the data (file names, values): text, never markup.
+    return Text.assemble("  ", (finding.kind, "yellow"), " ", finding.message)
 
 
 # -- audit ----------------------------------------------------------------------------
@@ -249,7 +258,7 @@ def _print_findings(result: AuditResult, console: Console) -> None:
             highlight=False,
         )
         for finding in result.findings[:10]:
-            console.print(f"  [yellow]{finding.kind}[/yellow] {finding.message}", highlight=False)
+            console.print(_finding_line(finding), highlight=False)
         if len(result.findings) > 10:
             console.print(f"  … and {len(result.findings) - 10:,} more")
 
@@ -280,9 +289,13 @@ def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
             else "not restored in the dump"
         )
         console.print(
-            f"\n[bold]Zeroed at {z['zeroed_at']}[/bold] from {z['limit_before']}: "
-            f"[bold]{z['cause']}[/bold] {z['cause_ref']}; {restored}; "
-            f"notified: {'yes' if z['notified'] else 'no'}",
+            Text.assemble(
+                "\n",
+                (f"Zeroed at {z['zeroed_at']}", "bold"),
+                f" from {z['limit_before']}: ",
+                (z["cause"], "bold"),
+                f" {z['cause_ref']}; {restored}; notified: {'yes' if z['notified'] else 'no'}",
+            ),
             highlight=False,
         )
         for part in z["evidence"].split("; "):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import glob
-import json
+import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from limitaudit.errors import DumpError
-from limitaudit.model.dump import SourceFile
+from limitaudit.model.dump import LEDGER_REFUSED, SourceFile
 from limitaudit.read.lines import read_head
 from limitaudit.read.parse import CONTINUATION_LINE, TEXT_RECORD_START
 
 PARQUET_MAGIC = b"PAR1"
-LEDGER_COLUMNS = frozenset({"change_id", "user_id", "changed_at", "limit_before", "limit_after"})
+LEDGER_ORDER = ("change_id", "user_id", "changed_at", "limit_before", "limit_after")
+LEDGER_COLUMNS = frozenset(LEDGER_ORDER)
 _TEXT_RECORD = re.compile(TEXT_RECORD_START)
 _STACK_LINE = re.compile(CONTINUATION_LINE)
 _SNIFF_LINES = 50
@@ -25,6 +27,10 @@ _HEAD_BYTES = 1 << 16
 # A store (limitaudit ingest --store) is known by this file and the format it names.
 STORE_MANIFEST = "manifest.json"
 STORE_FORMAT = "limitaudit-store"
+# A store's generation folder (g000001), or one being written: `.generation-PID-g000002`
+# (by the process PID), `.g000002.tmp` (by earlier versions).
+GENERATION = re.compile(r"^(?:\.generation-\d+-|\.)?g(\d{6})(?:\.tmp)?$")
+PARTIAL_GENERATION = ".generation-"
 
 
 def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
@@ -32,26 +38,33 @@ def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
     found: dict[Path, str] = {}
     for item in inputs:
         for path, name in _expand(str(item)):
-            found.setdefault(path.resolve(), name)
+            # realpath, not resolve: a symlink loop is a file to report, not an error.
+            found.setdefault(Path(os.path.realpath(path)), name)
     return [sniff(path, name) for path, name in sorted(found.items(), key=lambda kv: kv[1])]
 
 
 def is_store(path: str | Path) -> bool:
-    """A directory holding a store's manifest (not just any manifest.json)."""
-    manifest = Path(path) / STORE_MANIFEST
+    """A directory holding a store's manifest, or a manifest.json beside a store's
+    generation folders: a store whose manifest is cut short or emptied is a damaged
+    store (the store says so), never a dump whose Parquet would pass for a ledger."""
+    directory = Path(path)
+    manifest = directory / STORE_MANIFEST
     if not manifest.is_file():
         return False
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if STORE_FORMAT.encode() in manifest.read_bytes()[:_HEAD_BYTES]:
+            return True
+        return any(GENERATION.match(p.name) and p.is_dir() for p in directory.iterdir())
+    except OSError:
         return False
-    return isinstance(data, dict) and data.get("format") == STORE_FORMAT
 
 
 def _files_under(directory: Path) -> list[Path]:
     """The files of a directory tree, less any store inside it: a store kept next to the
     logs it was made from is not part of the dump (its Parquet would pass for a ledger)."""
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    # Every entry but directories: a FIFO, a broken link or a link loop is listed too, and
+    # reported as unreadable, never left out unsaid.
+    files = sorted(p for p in directory.rglob("*") if not p.is_dir())
     stores = {p.parent for p in files if p.name == STORE_MANIFEST and is_store(p.parent)}
     if not stores:
         return files
@@ -63,7 +76,8 @@ def _expand(item: str) -> list[tuple[Path, str]]:
     if path.is_dir():
         files = _files_under(path)
         return [(p, p.relative_to(path).as_posix()) for p in files]
-    if path.is_file():
+    if path.is_file() or path.is_symlink() or path.exists():
+        # A FIFO or a broken link named on the command line is listed, as unreadable.
         return [(path, item)]
     if glob.has_magic(item):
         matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
@@ -77,11 +91,21 @@ def _expand(item: str) -> list[tuple[Path, str]]:
 
 
 def sniff(path: Path, name: str) -> SourceFile:
-    size = path.stat().st_size
+    try:
+        info = path.stat()
+    except OSError as exc:  # a broken link, a link loop
+        return SourceFile(path, name, "unreadable", "none", 0, _why(exc))
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO would wait for a writer that never comes.
+        return SourceFile(path, name, "unreadable", "none", 0, "not a regular file")
+    size = info.st_size
     if size == 0:
         return SourceFile(path, name, "empty", "none", size)
-    with path.open("rb") as fh:
-        magic = fh.read(4)
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        return SourceFile(path, name, "unreadable", "none", size, _why(exc))
     if magic == PARQUET_MAGIC:
         return SourceFile(path, name, "ledger_parquet", "none", size)
     compression, head, outcome = read_head(path, _HEAD_BYTES)
@@ -92,6 +116,10 @@ def sniff(path: Path, name: str) -> SourceFile:
         return SourceFile(path, name, "empty", compression, size)
     kind, reason = _kind_of_text(head, whole=len(head) < _HEAD_BYTES)
     return SourceFile(path, name, kind, compression, size, reason)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _kind_of_text(head: bytes, whole: bool) -> tuple[str, str]:
@@ -116,6 +144,10 @@ def _kind_of_text(head: bytes, whole: bool) -> tuple[str, str]:
     if max(json_votes, text_votes) * 3 >= len(lines) and (json_votes or text_votes):
         return ("json_log" if json_votes >= text_votes else "text_log"), ""
     if lines and lines[0].count(",") >= 2:
+        if len(header & LEDGER_COLUMNS) >= 2:
+            # Meant as a ledger export: say which of its columns it lacks.
+            missing = [c for c in LEDGER_ORDER if c not in header]
+            return "other", f"{LEDGER_REFUSED} {', '.join(missing)}"
         return "other", "CSV without the ledger's columns (change_id, user_id, changed_at, ...)"
     return "other", "neither a risk-engine log nor a ledger export"
 

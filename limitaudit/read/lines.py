@@ -14,21 +14,29 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import polars as pl
 import zstandard
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# pzstd and seekable-zstd writers start a file with a skippable frame: magic 0x184D2A5?,
+# little-endian, whose low four bits are free.
+_SKIPPABLE_TAIL = b"\x2a\x4d\x18"
 RAW_CHUNK = 1 << 20
+# zstd is fed this much at a time: a damaged block loses at most the output of its piece
+# (zstd's decompressor cannot be copied to replay a piece, as zlib's can).
+ZSTD_PIECE = 1 << 14
 BLOCK_BYTES = 4 << 20
 
 
 def compression_of(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
-    if head.startswith(ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC) or (
+        len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == _SKIPPABLE_TAIL
+    ):
         return "zstd"
     return "none"
 
@@ -51,35 +59,63 @@ def _new_decompressor(compression: str) -> _Decompressor:
 def _decompressed_chunks(
     fh: BinaryIO, compression: str, outcome: ReadOutcome, raw_chunk: int
 ) -> Iterator[bytes]:
-    """Yield decompressed bytes; on a cut or corrupt stream, stop and say so in outcome."""
+    """Yield decompressed bytes; on a cut or corrupt stream, yield what decompresses before
+    the damage, stop and say so in outcome."""
     if compression == "none":
         while chunk := fh.read(raw_chunk):
             yield chunk
         return
+    if compression == "zstd":
+        raw_chunk = min(raw_chunk, ZSTD_PIECE)
     dec = _new_decompressor(compression)
     pending = b""
+    offset = 0  # of `raw` in the file
     while True:
         raw = pending or fh.read(raw_chunk)
         pending = b""
         if not raw:
             break
+        # zlib's state can be copied: a piece that fails is replayed from the copy, a little
+        # at a time, for the lines before the damage.
+        before = dec.copy() if compression == "gzip" else None  # type: ignore[attr-defined]
         try:
             out = dec.decompress(raw)
         except (zlib.error, zstandard.ZstdError) as exc:
-            outcome.cut = f"corrupt {compression} data: {exc}"
+            good, at = _salvage(before, raw) if before is not None else (b"", 0)
+            if good:
+                yield good
+            outcome.cut = f"corrupt {compression} data at byte {offset + at:,}: {exc}"
             return
         if out:
             yield out
         if dec.eof:
-            # Multi-member gzip and multi-frame zstd: start over on what is left.
+            # Multi-member gzip and multi-frame zstd (empty and skippable frames too): start
+            # over on what is left.
             pending = dec.unused_data
+            offset += len(raw) - len(pending)
             dec = _new_decompressor(compression)
             if not pending:
                 pending = fh.read(raw_chunk)
                 if not pending:
                     return
+        else:
+            offset += len(raw)
     if not dec.eof:
         outcome.cut = f"{compression} stream ends before its end marker (file cut off)"
+
+
+_SALVAGE_STEP = 256
+
+
+def _salvage(dec: Any, raw: bytes) -> tuple[bytes, int]:
+    """What `dec` decompresses of `raw` before it fails, and where in `raw` it failed."""
+    out = []
+    for at in range(0, len(raw), _SALVAGE_STEP):
+        try:
+            out.append(dec.decompress(raw[at : at + _SALVAGE_STEP]))
+        except zlib.error:
+            return b"".join(out), at
+    return b"".join(out), len(raw)
 
 
 @dataclass

@@ -28,14 +28,24 @@ _ISO = "%Y-%m-%dT%H:%M:%S%.f"
 
 def utc_time(raw: pl.Expr, tz: str) -> pl.Expr:
     """ISO 8601 (`T` or space) to UTC: with an offset or `Z` as given, without one in `tz`."""
-    iso = raw.str.strip_chars().str.replace(" ", "T", literal=True)
+    iso = _iso(raw)
     aware = iso.str.to_datetime(_ISO + "%#z", time_unit="ms", time_zone="UTC", strict=False)
     return pl.when(iso.str.contains(_OFFSET)).then(aware).otherwise(_local(iso, tz))
 
 
 def local_time(raw: pl.Expr, tz: str) -> pl.Expr:
     """`utc_time` of a time known to carry no offset (a logback line's): half the work."""
-    return _local(raw.str.strip_chars().str.replace(" ", "T", literal=True), tz)
+    return _local(_iso(raw), tz)
+
+
+def _iso(raw: pl.Expr) -> pl.Expr:
+    # ISO 8601 allows a decimal comma before the fraction of a second, which logback's
+    # ISO8601 pattern and many JSON encoders write: no other comma belongs in a time.
+    return (
+        raw.str.strip_chars()
+        .str.replace(" ", "T", literal=True)
+        .str.replace(",", ".", literal=True)
+    )
 
 
 def _local(iso: pl.Expr, tz: str) -> pl.Expr:

@@ -4,6 +4,7 @@ hand over their readers in file order."""
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from limitaudit.atomic import owned, sweep
 from limitaudit.errors import DumpError
 from limitaudit.model.dump import DEFAULT_TZ, Dump, Progress, SourceFile
 from limitaudit.read.discover import discover
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 # A file in flight per core: more keep no core busier (measured on 2 cores) and each
 # holds a block's worth of intermediate frames.
 READ_THREADS = max(2, os.cpu_count() or 1)
+# Where a read parks what large files keep: $TMPDIR/limitaudit-read-PID-...
+READ_FOLDER = "limitaudit-read-"
 
 
 def read_dump(
@@ -62,7 +66,9 @@ def read_files(
     rows of every block sit among the freed frames of all the others, and the heap grows
     by half as much again as what it holds (measured at 3 million lines).
     """
-    folder = TemporaryDirectory(prefix="limitaudit-read-")
+    # What a killed read left in the temporary directory goes first.
+    sweep(Path(tempfile.gettempdir()), READ_FOLDER)
+    folder = TemporaryDirectory(prefix=owned(READ_FOLDER))
     if apart is None:
         apart = spill is None and _processes and _large(sources)
     jobs = [

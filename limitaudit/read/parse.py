@@ -17,14 +17,15 @@ LINE_CLASSES = [BLANK, META, CONTINUATION, RECORD, REJECTED]
 LineClass = pl.Enum(LINE_CLASSES)
 
 TEXT_LINE = (
-    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\s+(?P<level>[A-Za-z]+)\s+"
+    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[.,]\d{3})\s+(?P<level>[A-Za-z]+)\s+"
     r"\[(?P<thread>[^\]]*)\]\s+\[traceId=(?P<trace_id>[^\]]*)\]\s+(?P<logger>\S+)\s+-\s?(?P<msg>.*)$"
 )
 TEXT_HEAD = (
-    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\s+(?P<level>[A-Za-z]+)\s+"
+    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[.,]\d{3})\s+(?P<level>[A-Za-z]+)\s+"
     r"\[(?P<thread>[^\]]*)\]\s+\[traceId=(?P<trace_id>[^\]]*)\]\s+(?P<logger>\S+)$"
 )
-TEXT_RECORD_START = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}\s"
+# Logback's own ISO8601 pattern writes the milliseconds after a comma, as ISO 8601 allows.
+TEXT_RECORD_START = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[.,]\d{3}\s"
 # A Java stack trace under an ERROR line: indented frames, "Caused by:", "... 42 more",
 # or "some.pkg.SomeException: message".
 CONTINUATION_LINE = (

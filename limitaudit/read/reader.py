@@ -95,6 +95,10 @@ class Reader:
             self.findings.append(
                 Finding("skipped", source.name, f"{source.name}: skipped, {source.reason}")
             )
+        elif source.kind == "unreadable":
+            self.findings.append(
+                Finding("unreadable", source.name, f"{source.name}: unreadable, {source.reason}")
+            )
         elif source.kind == "ledger_parquet":
             self._read_parquet(file_id, report)
         else:

@@ -242,7 +242,7 @@ def text_decision() -> str:
     # A thread without brackets and a logger without `=`: the message's pairs and the
     # trace id are then the first of their kind in the line.
     head = (
-        r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3} +[A-Za-z]+ +"
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}[.,][0-9]{3} +[A-Za-z]+ +"
         r"\[[^\[\]\s]*\] +\[traceId=[^\]\s]*\] +[^\s=]+ - "
     )
     return rf"{head}{pair}(?: {pair})*$"

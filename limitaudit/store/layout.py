@@ -36,7 +36,6 @@ id's last digits, not a hash, so any version reads them.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import polars as pl
@@ -57,7 +56,6 @@ GLOBAL = [e for e in EVENTS if e not in PER_USER and e != "engine_error"]
 # A bucket is the user id's last digits modulo BUCKETS: stable across Polars versions
 # (unlike Series.hash), and ids are handed out in sequence, so the digits spread evenly.
 BUCKET_DIGITS = 9
-GENERATION = re.compile(r"^\.?g(\d{6})(\.tmp)?$")
 
 
 class StoreError(LimitAuditError):

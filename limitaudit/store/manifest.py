@@ -20,6 +20,8 @@ from limitaudit.store.layout import (
     BUCKET_DIGITS,
     BUCKETS,
     FORMAT_VERSION,
+    GLOBAL,
+    PER_USER,
     StoreError,
     sha256_of,
 )
@@ -27,16 +29,62 @@ from limitaudit.store.layout import (
 _UTC = ZoneInfo("UTC")
 
 
+# What every manifest holds; one without them is damaged.
+_KEYS = ("format_version", "generation", "buckets", "time_zone", "tables", "facts", "files")
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     if not is_store(directory):
         raise StoreError(f"{directory}: not a limitaudit store (no store manifest.json)")
-    data: dict[str, Any] = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8"))
+    path = directory / STORE_MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise damaged(directory, f"its {STORE_MANIFEST} cannot be read ({exc})") from None
+    if not isinstance(data, dict) or any(k not in data for k in _KEYS):
+        raise damaged(directory, f"its {STORE_MANIFEST} is incomplete")
     if data.get("format_version") != FORMAT_VERSION:
         raise StoreError(
             f"{directory}: store format {data.get('format_version')}, this limitaudit reads "
             f"format {FORMAT_VERSION}: ingest the dump again with --replace"
         )
     return data
+
+
+def damaged(directory: Path, what: str) -> StoreError:
+    return StoreError(
+        f"{directory}: the store is damaged: {what}; ingest the dump again with --replace"
+    )
+
+
+def verify(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """That the files of the store's generation are all there, each the size the manifest
+    says (a store written before sizes were kept: that each is there)."""
+    data = directory / manifest["generation"]
+    sizes = manifest.get("data") or dict.fromkeys(data_files(manifest))
+    problems = []
+    for name, size in sizes.items():
+        try:
+            actual = (data / name).stat().st_size
+        except OSError:
+            problems.append(f"{manifest['generation']}/{name} is missing")
+            continue
+        if size is not None and actual != size:
+            problems.append(f"{manifest['generation']}/{name} holds {actual:,} bytes, not {size:,}")
+    if problems:
+        more = f" and {len(problems) - 3:,} more" if len(problems) > 3 else ""
+        raise damaged(directory, "; ".join(problems[:3]) + more)
+
+
+def data_files(manifest: Mapping[str, Any]) -> list[str]:
+    """The files a generation holds, by their path in it."""
+    buckets = int(manifest["buckets"])
+    names = [f"{table}/b{b:02d}.parquet" for table in PER_USER for b in range(buckets)]
+    names += [f"{table}.parquet" for table in [*GLOBAL, "engine_error"]]
+    names += [f"{n}.parquet" for n in ("ledger_repeats", "keys", "stamps", "rejects", "users")]
+    if manifest["facts"] is not None:
+        names += ["offsets.parquet", "silences.parquet"]
+    return names
 
 
 def file_entry(f: FileReport, sha256: str) -> dict[str, Any]:
@@ -116,6 +164,7 @@ def new_manifest(
     sizes: Mapping[str, int],
     facts: Mapping[str, Any] | None,
     hashes: Mapping[str, str] | None,
+    data: Mapping[str, int],
 ) -> dict[str, Any]:
     """The manifest of a store holding `dump` in `generation`: `hashes` gives the sha256 of
     files already known by name; the others are read."""
@@ -135,6 +184,8 @@ def new_manifest(
         "0 for an id whose last digits are not ASCII",
         "tables": dict(sizes),
         "facts": facts,
+        # Every file of the generation and its size: what each read checks first.
+        "data": dict(data),
         "files": [
             file_entry(f, known.get(f.source.name) or sha256_of(f.source.path)) for f in dump.files
         ],

@@ -9,14 +9,22 @@ from typing import Any
 
 import polars as pl
 
+from limitaudit.atomic import sweep
 from limitaudit.errors import UsageError
 from limitaudit.model.audit import AuditFacts, AuditOptions
 from limitaudit.model.dump import DEFAULT_TZ, REJECT_SCHEMA, Dump, Finding, Progress, Scope
 from limitaudit.model.schema import EVENTS, ORIGIN
 from limitaudit.read import read_dump
-from limitaudit.read.discover import is_store
+from limitaudit.read.discover import PARTIAL_GENERATION, is_store
 from limitaudit.store.layout import GLOBAL, PER_USER, StoreError, bucket_expr, bucket_of
-from limitaudit.store.manifest import facts_serve, manifest_files, one_user_reads, read_manifest
+from limitaudit.store.manifest import (
+    damaged,
+    facts_serve,
+    manifest_files,
+    one_user_reads,
+    read_manifest,
+    verify,
+)
 
 # A store's audit reads its users a share of buckets at a time, each share holding about
 # this many kept decisions. Smaller than a raw dump's share (analysis.audit.PART_ROWS): a
@@ -45,20 +53,22 @@ def open_store(
     the record stamps they are made from.
     """
     directory = Path(directory)
+    sweep(directory, PARTIAL_GENERATION)  # what an ingest killed half-way left
     manifest = read_manifest(directory)
     while True:
         try:
+            verify(directory, manifest)
             return _open(directory, manifest, user_id, keys, decisions, options)
-        except (OSError, pl.exceptions.PolarsError) as exc:
+        except (StoreError, OSError, pl.exceptions.PolarsError) as exc:
             # An ingest that ended while this read was under way has replaced the generation
             # it was reading: the new one is read instead, as often as that happens.
             latest = read_manifest(directory)
-            if latest["generation"] == manifest["generation"]:
-                raise StoreError(
-                    f"{directory}: the store is damaged ({exc}); "
-                    "ingest the dump again with --replace"
-                ) from None
-            manifest = latest
+            if latest["generation"] != manifest["generation"]:
+                manifest = latest
+                continue
+            if isinstance(exc, StoreError):
+                raise
+            raise damaged(directory, str(exc)) from None
 
 
 def _open(
@@ -146,10 +156,10 @@ def _parts(
     share), each read from its buckets' files as `Dump.only` would cut it from the whole."""
     try:
         yield from _read_parts(data, buckets, dump, facts, decisions)
-    except (OSError, pl.exceptions.PolarsError):
+    except (OSError, pl.exceptions.PolarsError) as exc:
         # Unlike open_store, a read half done cannot move on to the new generation.
         if data.exists():
-            raise
+            raise damaged(data.parent, str(exc)) from None
         raise StoreError(
             f"{data.parent}: an ingest replaced the store while this audit read it; "
             "run the audit again"

@@ -13,15 +13,18 @@ from typing import Any
 import polars as pl
 
 from limitaudit.analysis.facts import users_apart, whole_dump_facts
-from limitaudit.atomic import write_atomic
+from limitaudit.atomic import owned, sweep, write_atomic
 from limitaudit.model.audit import AuditFacts, AuditOptions
 from limitaudit.model.dump import Dump
 from limitaudit.model.schema import ORIGIN
-from limitaudit.read.discover import STORE_MANIFEST, is_store
+from limitaudit.read.discover import (
+    GENERATION,
+    PARTIAL_GENERATION,
+    STORE_MANIFEST,
+)
 from limitaudit.read.settle import repeats, without
 from limitaudit.store.layout import (
     BUCKETS,
-    GENERATION,
     GLOBAL,
     PER_USER,
     ROW_GROUP_ROWS,
@@ -77,15 +80,11 @@ def write_store(
         raise ValueError("write_store needs a Dump settled with keep=True: it keeps line hashes")
     directory = Path(directory)
     check_target(directory)
-    created = None
-    if is_store(directory):
-        created = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8")).get(
-            "created"
-        )
+    created = _created(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    sweep(directory, PARTIAL_GENERATION)
     generation = f"g{_last_generation(directory) + 1:06d}"
-    tmp = directory / f".{generation}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = directory / (owned(PARTIAL_GENERATION) + generation)
     tmp.mkdir()
     # The audit facts a one-user read needs, made with the default options.
     facts = whole_dump_facts(dump, AuditOptions()) if dump.readable else None
@@ -93,7 +92,10 @@ def write_store(
     _fsync_tree(tmp)
     os.rename(tmp, directory / generation)
     _fsync_dir(directory)
-    manifest = new_manifest(dump, generation, created, sizes, _facts_entry(facts, dump), hashes)
+    data = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*.parquet"))}
+    manifest = new_manifest(
+        dump, generation, created, sizes, _facts_entry(facts, dump), hashes, data
+    )
     write_atomic(
         directory / STORE_MANIFEST,
         lambda fh: fh.write(json.dumps(manifest, ensure_ascii=False, indent=1)),
@@ -102,6 +104,15 @@ def write_store(
     _fsync_dir(directory)
     _remove_other_generations(directory, generation)
     return sizes
+
+
+def _created(directory: Path) -> str | None:
+    """When the store being replaced was made (none, or its manifest is damaged: now)."""
+    try:
+        created = json.loads((directory / STORE_MANIFEST).read_text(encoding="utf-8"))["created"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return created if isinstance(created, str) else None
 
 
 def _write_generation(
@@ -182,10 +193,14 @@ def _last_generation(directory: Path) -> int:
 
 
 def _remove_other_generations(directory: Path, keep: str) -> None:
-    """Earlier generations and the leftovers of interrupted writes; nothing else."""
+    """Earlier generations and the leftovers of interrupted writes; nothing else (a
+    generation another ingest is writing stays)."""
     for path in directory.iterdir():
-        if path.is_dir() and GENERATION.match(path.name) and path.name != keep:
+        if path.name == keep or path.name.startswith(PARTIAL_GENERATION):
+            continue
+        if path.is_dir() and GENERATION.match(path.name):
             shutil.rmtree(path, ignore_errors=True)
+    sweep(directory, PARTIAL_GENERATION)
 
 
 def _fsync_tree(folder: Path) -> None:
