@@ -103,7 +103,11 @@ def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.
             .alias("gap")
         )
         .filter(pl.col("gap") <= tolerance_ms + LEDGER_LAG_MS)
-        .with_columns((pl.col("limit_before") != pl.col("row_before")).alias("disagrees"))
+        # A record that gives no limit_before cannot agree: it does not beat one that does
+        # (nulls sort first).
+        .with_columns(
+            (pl.col("limit_before") != pl.col("row_before")).fill_null(True).alias("disagrees")
+        )
     )
     by_time = _one_to_one(pairs.select("row_id", "act_id", "disagrees", "gap"))
     return pl.concat([by_id, by_time.with_columns(pl.lit("time").alias("matched_by"))])

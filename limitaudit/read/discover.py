@@ -31,6 +31,7 @@ STORE_FORMAT = "limitaudit-store"
 # (by the process PID), `.g000002.tmp` (by earlier versions).
 GENERATION = re.compile(r"^(?:\.generation-\d+-|\.)?g(\d{6})(?:\.tmp)?$")
 PARTIAL_GENERATION = ".generation-"
+_WRITTEN = re.compile(r"^g\d{6}$")
 
 
 def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
@@ -44,17 +45,17 @@ def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
 
 
 def is_store(path: str | Path) -> bool:
-    """A directory holding a store's manifest, or a manifest.json beside a store's
-    generation folders: a store whose manifest is cut short or emptied is a damaged
-    store (the store says so), never a dump whose Parquet would pass for a ledger."""
+    """A directory holding a store's manifest, or a store's layout (a generation folder
+    with its per-user tables): a store whose manifest is cut short, emptied or gone is a
+    damaged store (the store says so), never a dump whose Parquet would pass for a ledger."""
     directory = Path(path)
     manifest = directory / STORE_MANIFEST
-    if not manifest.is_file():
-        return False
     try:
-        if STORE_FORMAT.encode() in manifest.read_bytes()[:_HEAD_BYTES]:
+        if manifest.is_file() and STORE_FORMAT.encode() in manifest.read_bytes()[:_HEAD_BYTES]:
             return True
-        return any(GENERATION.match(p.name) and p.is_dir() for p in directory.iterdir())
+        return directory.is_dir() and any(
+            _WRITTEN.match(p.name) and (p / "ledger").is_dir() for p in directory.iterdir()
+        )
     except OSError:
         return False
 
@@ -65,7 +66,9 @@ def _files_under(directory: Path) -> list[Path]:
     # Every entry but directories: a FIFO, a broken link or a link loop is listed too, and
     # reported as unreadable, never left out unsaid.
     files = sorted(p for p in directory.rglob("*") if not p.is_dir())
-    stores = {p.parent for p in files if p.name == STORE_MANIFEST and is_store(p.parent)}
+    maybe = {p.parent for p in files if p.name == STORE_MANIFEST}
+    maybe |= {a.parent for p in files for a in p.parents if _WRITTEN.match(a.name)}
+    stores = {d for d in maybe if is_store(d)}
     if not stores:
         return files
     return [p for p in files if stores.isdisjoint(p.parents)]

@@ -40,10 +40,11 @@ from pathlib import Path
 
 import polars as pl
 
+from limitaudit.atomic import sweep
 from limitaudit.errors import LimitAuditError, UsageError
 from limitaudit.model.dump import USER_TABLES
 from limitaudit.model.schema import EVENTS
-from limitaudit.read.discover import is_store
+from limitaudit.read.discover import PARTIAL_GENERATION, is_store
 
 FORMAT_VERSION = 2  # 2: stamps.parquet
 BUCKETS = 16
@@ -81,9 +82,12 @@ def sha256_of(path: Path) -> str:
 
 
 def check_target(directory: Path, name: str | None = None) -> None:
-    """A store is written into a store, or into a new or empty directory: nothing else."""
+    """A store is written into a store, or into a new or empty directory: nothing else (a
+    first ingest that was killed left only what the next one sweeps)."""
     if is_store(directory) or not directory.exists():
         return
+    if directory.is_dir():
+        sweep(directory, PARTIAL_GENERATION)
     if not directory.is_dir() or any(directory.iterdir()):
         raise UsageError(
             f"{name or directory}: exists and is not a store: name a new or empty directory"

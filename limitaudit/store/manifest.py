@@ -37,6 +37,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not is_store(directory):
         raise StoreError(f"{directory}: not a limitaudit store (no store manifest.json)")
     path = directory / STORE_MANIFEST
+    if not path.is_file():
+        raise damaged(directory, f"its {STORE_MANIFEST} is missing")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -89,10 +89,10 @@ def write_store(
     # The audit facts a one-user read needs, made with the default options.
     facts = whole_dump_facts(dump, AuditOptions()) if dump.readable else None
     sizes = _write_generation(dump, tmp, spill, facts)
+    data = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*.parquet"))}
     _fsync_tree(tmp)
     os.rename(tmp, directory / generation)
     _fsync_dir(directory)
-    data = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*.parquet"))}
     manifest = new_manifest(
         dump, generation, created, sizes, _facts_entry(facts, dump), hashes, data
     )
