@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from limitaudit import api
 from limitaudit.cli import app
 from limitaudit.commands.audit import audit
-from limitaudit.model.audit import AuditOptions
+from limitaudit.model.audit import CAUSES, FINDING_KINDS, AuditOptions
 from limitaudit.output import render
 from limitaudit.read import read_dump
 from limitaudit.status import ExitStatus
@@ -137,7 +138,9 @@ def golden(name: str, text: str) -> None:
 def test_audit_csv_matches_golden_and_exits_1_on_unexplained(dump: Path) -> None:
     result = invoke("audit", str(dump), "--format", "csv")
     assert result.exit_code == ExitStatus.FINDINGS
-    assert result.stderr == "failing: 1 unexplained\n"
+    assert result.stderr == (
+        "skipped: 1 file(s), README.txt (`limitaudit scan` says why)\nfailing: 1 unexplained\n"
+    )
     golden("audit.csv", result.stdout)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(rows[0])[:8] == [
@@ -258,7 +261,7 @@ def test_fail_on_takes_causes_and_findings(dump: Path) -> None:
     assert invoke("audit", str(dump), "--fail-on", "manual").exit_code == ExitStatus.FINDINGS
     skipped = invoke("audit", str(dump), "--fail-on", "skipped")
     assert skipped.exit_code == ExitStatus.FINDINGS
-    assert skipped.stderr == "failing: 1 skipped\n"
+    assert skipped.stderr.endswith("\nfailing: 1 skipped\n")
     assert invoke("audit", str(dump), "--fail-on", "chain_break").exit_code == ExitStatus.OK
 
 
@@ -318,3 +321,41 @@ def test_ctrl_c_exits_130_quietly(dump: Path, monkeypatch: pytest.MonkeyPatch) -
     result = invoke("scan", str(dump))
     assert result.exit_code == ExitStatus.INTERRUPTED == 130
     assert (result.stdout, result.stderr) == ("", "limitaudit: interrupted\n")
+
+
+def test_audit_says_on_stderr_what_it_could_not_read() -> None:
+    sample = Path(__file__).resolve().parent.parent / "sample_logs"
+    result = invoke("audit", str(sample), "--format", "csv")
+    assert result.stderr.splitlines() == [
+        "skipped: 2 file(s), README.txt, SHA256SUMS (`limitaudit scan` says why)",
+        "empty: 1 file(s), ops-01/ops-console.log.1",
+        "truncated: 1 file(s), le-04/limit-engine.2026-03-14.log.gz (records stop at "
+        "2026-03-14T05:24:49.411Z); 13 unexplained zeroing(s) come after that",
+        "rejected: 19 line(s) in 13 file(s), le-01/limit-engine.log, le-01/limit-engine.log.1, "
+        "le-03/limit-engine.log and 10 more (`limitaudit scan --rejects FILE` lists them); "
+        "1 unexplained zeroing(s) are of users those lines name",
+        "failing: 13 unexplained",
+    ]
+
+
+def test_junit_report_validates_and_fails_where_fail_on_trips(dump: Path, tmp_path: Path) -> None:
+    xmlschema = pytest.importorskip("xmlschema")
+    report, summary = tmp_path / "r.xml", tmp_path / "s.json"
+    result = invoke("audit", str(dump), "--junit", str(report), "--summary", str(summary))
+    assert result.exit_code == ExitStatus.FINDINGS
+    schema = xmlschema.XMLSchema(Path(__file__).parent / "schemas" / "junit.xsd")
+    schema.validate(report)
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "15" and suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert list(cases) == [*CAUSES, *FINDING_KINDS]
+    failure = cases["unexplained"].find("failure")
+    assert failure is not None and failure.get("message") == "1 zeroing(s)"
+    assert failure.text is not None and failure.text.startswith("2088100000000007 ")
+    assert "no decision or manual action" in failure.text
+    assert cases["manual"].find("failure") is None
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert (data["exit_status"], data["failing"], data["zeroings"]) == (1, {"unexplained": 1}, 7)
+    assert data["unread"] == [
+        {"kind": "skipped", "files": ["README.txt"], "lines": 0, "unexplained_zeroings": None}
+    ]

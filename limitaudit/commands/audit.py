@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 
 from limitaudit.analysis.audit import attribute_dump
-from limitaudit.model.audit import CAUSES, FINDING_KINDS, AuditFacts, AuditOptions
+from limitaudit.analysis.unread import unread
+from limitaudit.model.audit import CAUSES, FINDING_KINDS, AuditFacts, AuditOptions, Unread
 from limitaudit.model.dump import Dump, Finding
 
 
@@ -21,6 +22,7 @@ class AuditResult:
     options: AuditOptions
     finding_counts: dict[str, int] = field(default_factory=dict)
     facts: AuditFacts | None = None
+    unread: list[Unread] = field(default_factory=list)
 
     def by_cause(self) -> dict[str, int]:
         counts = dict(self.zeroings.group_by("cause").len().iter_rows())
@@ -64,4 +66,5 @@ def audit(dump: Dump, options: AuditOptions) -> AuditResult:
         options,
         counts,
         found.facts,
+        unread(dump, found.zeroings),
     )

@@ -80,3 +80,16 @@ class AuditFacts:
     # The feed whose batches decisions quote: the one a decision without a bureau_batch
     # takes its latest batch from. None when the dump has no feed batch.
     data_feed: str | None
+
+
+@dataclass(frozen=True)
+class Unread:
+    """Something the read of a dump could not take in (analysis.unread)."""
+
+    kind: str  # skipped | unreadable | empty | truncated | rejected
+    files: list[str]
+    lines: int  # the lines rejected; 0 for the other kinds
+    # Unexplained zeroings whose record may be in what was lost, where that can be told:
+    # of a user a rejected line names, or later than a log's cut.
+    zeroings: int | None
+    cut_at: str | None  # truncated: when the records before the earliest cut stop

@@ -193,6 +193,34 @@ def _audit_table(result: AuditResult, console: Console) -> None:
     )
 
 
+def unread_lines(result: AuditResult) -> list[str]:
+    """What the read could not take in, a line a kind, for stderr: how much, where, and
+    how many unexplained zeroings may lack their record because of it."""
+    lines = []
+    for u in result.unread:
+        where = f"{len(u.files):,} file(s), {_names(u.files)}"
+        if u.kind == "rejected":
+            head = f"rejected: {u.lines:,} line(s) in {where}"
+            head += " (`limitaudit scan --rejects FILE` lists them)"
+            tail = "are of users those lines name"
+        elif u.kind == "truncated":
+            stop = f" (records stop at {u.cut_at})" if u.cut_at else ""
+            head, tail = f"truncated: {where}{stop}", "come after that"
+        elif u.kind == "empty":
+            head, tail = f"empty: {where}", ""
+        else:
+            head, tail = f"{u.kind}: {where} (`limitaudit scan` says why)", ""
+        if u.zeroings:
+            head += f"; {u.zeroings:,} unexplained zeroing(s) {tail}"
+        lines.append(head)
+    return lines
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def _causes_table(result: AuditResult) -> Table:
     z = result.zeroings
     title = f"{z.height:,} zeroing(s)"

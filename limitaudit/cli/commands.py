@@ -1,27 +1,35 @@
-"""The command line: a thin layer that parses options, calls a command, renders its result."""
+"""The commands: each parses its options, calls the library, and renders the result."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-from collections.abc import Callable
+import time
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from limitaudit import __version__, api
 from limitaudit.atomic import check_writable, write_atomic
+from limitaudit.cli.boundary import (
+    check_format,
+    completion_order,
+    emit,
+    guarded,
+    stderr,
+    stdout,
+    stop_on_terminate,
+)
 from limitaudit.commands.ingest import UNCHANGED
 from limitaudit.config import resolve_dump
-from limitaudit.errors import LimitAuditError, UsageError
+from limitaudit.errors import UsageError
 from limitaudit.model.audit import CAUSES, FINDING_KINDS
 from limitaudit.model.dump import DEFAULT_TZ
+from limitaudit.output.ci import junit_xml, summary_json
 from limitaudit.output.files import write_table
 from limitaudit.output.progress import line_progress
-from limitaudit.output.render import render_result, write_audit_csv
+from limitaudit.output.render import render_result, unread_lines, write_audit_csv
 from limitaudit.read.parallel import read_in_processes
 from limitaudit.status import ExitStatus
 
@@ -60,77 +68,6 @@ TzOpt = Annotated[
 ]
 
 
-def _stderr() -> Console:
-    # Diagnostics are single lines: never wrap them, whatever the terminal width. They quote
-    # the data (paths, ids): markup off, so that `[bold]x.log` is printed as it is named.
-    return Console(stderr=True, soft_wrap=True, markup=False)
-
-
-class _Stdout(Console):
-    """Standard output. Rich ends the program with status 1 on a closed pipe (`| head`),
-    which here means findings: hand the pipe back to `_emit`, which ends the output and
-    keeps the run's own status."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
-
-
-def _stdout() -> Console:
-    # Tables and lines quote the data (tickets, reasons, file names): text, never markup.
-    return _Stdout(soft_wrap=False, markup=False)
-
-
-def guarded(run: Callable[[], T]) -> T:
-    """The one error boundary: whatever a command raises becomes one line on stderr and
-    its exit status (status.py). A domain error says what to do; an interruption ends
-    quietly; anything else is a bug in limitaudit, and says so."""
-    try:
-        return run()
-    except LimitAuditError as exc:
-        _fail(str(exc), exc.exit_status)
-    except KeyboardInterrupt:
-        _fail("interrupted", ExitStatus.INTERRUPTED)
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
-    except Exception as exc:
-        _fail(
-            f"internal error, please report it with the command that led to it: "
-            f"{type(exc).__name__}: {exc}",
-            ExitStatus.INTERNAL,
-        )
-
-
-def _fail(message: str, status: ExitStatus) -> NoReturn:
-    _stderr().print(f"limitaudit: {printable(message)}", style="red", highlight=False, markup=False)
-    raise typer.Exit(int(status)) from None
-
-
-def printable(text: str) -> str:
-    """`text` with its control characters escaped: a user id or file name holding ESC codes
-    is shown as written, never obeyed by the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _emit(render: Callable[[], object]) -> None:
-    """Render to stdout; a reader that stopped early (`| head`) ends the output quietly and
-    the run keeps the status it earned."""
-    try:
-        render()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python flushes stdout again on the way out: point it where that cannot fail.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def _format(fmt: str, *allowed: str) -> str:
-    if fmt not in allowed:
-        raise UsageError(f"--format {fmt}: choose {', '.join(allowed[:-1])} or {allowed[-1]}")
-    return fmt
-
-
 @app.command()
 def scan(
     dump: OptionalDumpArg = None,
@@ -148,15 +85,15 @@ def scan(
     """What the dump holds, file by file: kinds, hosts, times, and every line accounted for."""
 
     def run() -> None:
-        _format(fmt, "table", "json")
+        check_format(fmt, "table", "json")
         if rejects is not None:
             check_writable(rejects, "--rejects")
-        with line_progress(_stderr()) as advance:
+        with line_progress(stderr()) as advance:
             result = api.scan(resolve_dump(dump), tz=tz, progress=advance)
-        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
+        emit(lambda: render_result(result, fmt, sys.stdout, stdout()))
         if rejects is not None:
             write_table(result.rejects, rejects)
-            _stderr().print(f"{result.rejects.height:,} rejected line(s) written to {rejects}")
+            stderr().print(f"{result.rejects.height:,} rejected line(s) written to {rejects}")
 
     guarded(run)
 
@@ -212,17 +149,31 @@ def audit(
         bool, typer.Option("--bom", help="Start the CSV with a BOM, for Excel.")
     ] = False,
     tz: TzOpt = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            help="Also write a JUnit XML report: a test case per cause and finding kind, "
+            "failing where --fail-on trips.",
+        ),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="Also write a JSON summary: counts, what failed, why."),
+    ] = None,
 ) -> None:
     """Every zeroing: its cause, cause_ref, evidence and recovery. Exit 1 on --fail-on."""
 
     def run() -> int:
-        _format(fmt, "table", "csv", "json", "ndjson")
+        check_format(fmt, "table", "csv", "json", "ndjson")
         if bom and fmt != "csv":
             raise UsageError("--bom goes with --format csv")
         failing = _fail_on(fail_on)
-        if output is not None:
-            check_writable(output, "--output")
-        with line_progress(_stderr()) as advance:
+        started = time.monotonic()
+        for path, option in ((output, "--output"), (junit, "--junit"), (summary, "--summary")):
+            if path is not None:
+                check_writable(path, option)
+        with line_progress(stderr()) as advance:
             result = api.audit(
                 resolve_dump(dump), below=below, tolerance=tolerance, tz=tz, progress=advance
             )
@@ -234,18 +185,26 @@ def audit(
                     output,
                     lambda fh: render_result(result, fmt, fh, Console(file=fh, markup=False)),
                 )
-            _stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
+            stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
         elif fmt == "csv":
-            _emit(lambda: write_audit_csv(result, sys.stdout, bom))
+            emit(lambda: write_audit_csv(result, sys.stdout, bom))
         else:
-            _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
+            emit(lambda: render_result(result, fmt, sys.stdout, stdout()))
+        for line in unread_lines(result):
+            stderr().print(line, highlight=False)
         hits = result.failing(failing)
+        status = ExitStatus.FINDINGS if hits else ExitStatus.OK
+        paths, seconds = resolve_dump(dump), time.monotonic() - started
+        if junit is not None:
+            write_atomic(junit, lambda fh: fh.write(junit_xml(result, failing, paths, seconds)))
+        if summary is not None:
+            text = summary_json(result, failing, int(status), paths, seconds)
+            write_atomic(summary, lambda fh: fh.write(text))
         if hits:
-            _stderr().print(
+            stderr().print(
                 "failing: " + ", ".join(f"{n:,} {k}" for k, n in hits.items()), highlight=False
             )
-            return int(ExitStatus.FINDINGS)
-        return int(ExitStatus.OK)
+        return int(status)
 
     raise typer.Exit(guarded(run))
 
@@ -262,10 +221,10 @@ def trace(
     """One user's limit timeline: every change explained, every zeroing with its evidence."""
 
     def run() -> None:
-        _format(fmt, "table", "json")
+        check_format(fmt, "table", "json")
         # From a store, only this user's rows are read (when that gives the same answers).
         result = api.trace(user, resolve_dump(dump), below=below, tolerance=tolerance, tz=tz)
-        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
+        emit(lambda: render_result(result, fmt, sys.stdout, stdout()))
 
     guarded(run)
 
@@ -293,18 +252,18 @@ def ingest_cmd(
     """Read a dump once into a store that scan, audit and trace read fast; add new files to it."""
 
     def run() -> None:
-        _format(fmt, "table", "json")
-        with line_progress(_stderr(), "ingesting") as advance:
+        check_format(fmt, "table", "json")
+        with line_progress(stderr(), "ingesting") as advance:
             result = api.ingest(dump, store, tz=tz, replace=replace, progress=advance)
-        _emit(lambda: render_result(result, fmt, sys.stdout, _stdout()))
+        emit(lambda: render_result(result, fmt, sys.stdout, stdout()))
         if result.action == UNCHANGED:
-            _stderr().print(
+            stderr().print(
                 f"{store} is up to date: its {result.unchanged:,} file(s) of this dump are "
                 "unchanged; nothing ingested",
                 highlight=False,
             )
         if result.kept:
-            _stderr().print(
+            stderr().print(
                 f"{len(result.kept):,} file(s) in the store are not in this dump, kept: "
                 + ", ".join(result.kept[:5])
                 + (" …" if len(result.kept) > 5 else ""),
@@ -359,7 +318,7 @@ def synth(
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        _stderr().print(
+        stderr().print(
             f"wrote {result.lines:,} lines to {result.dump_dir} "
             f"({result.zeroings:,} zeroings); answers in {result.answers_dir}",
             highlight=False,
@@ -383,41 +342,9 @@ def _main(
     """limitaudit: why did this user's credit limit go to zero?"""
 
 
-def stop_on_terminate() -> None:
-    """A run that is terminated (a CI job's time-out) stops as an interrupted one does:
-    its worker processes are ended and its temporary files removed, with status 143.
-
-    By default SIGTERM ends this process at once: its folders of spilled frames stay
-    behind, and its workers read on until their file is done."""
-
-    def stop(_signum: int, _frame: object) -> None:
-        # Only a run that started workers has imported multiprocessing.
-        mp = sys.modules.get("multiprocessing")
-        for child in mp.active_children() if mp else ():
-            child.terminate()
-        raise SystemExit(int(ExitStatus.TERMINATED))
-
-    signal.signal(signal.SIGTERM, stop)
-
-
-def _completion_order() -> None:
-    """Shell completion as Click documents it (`_LIMITAUDIT_COMPLETE=bash_source`) as well as
-    in Typer's order (`source_bash`), which is the one Typer reads."""
-    var = "_LIMITAUDIT_COMPLETE"
-    shell, _, instruction = os.environ.get(var, "").partition("_")
-    if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and instruction in (
-        "source",
-        "complete",
-    ):
-        os.environ[var] = f"{instruction}_{shell}"
-
-
 def main() -> None:
-    _completion_order()
+    completion_order()
     # The entry points guard their top-level code, as worker processes require.
     read_in_processes()
     stop_on_terminate()
     app()
-
-
-__all__ = ["ExitStatus", "app", "main", "stop_on_terminate"]
