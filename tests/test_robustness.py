@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -339,3 +340,38 @@ def test_sigkill_mid_read_leaves_nothing_once_the_next_run_has_started(tmp_path:
     assert list(temp.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.store", "tmp"]
     assert sorted(p.name for p in store.iterdir()) == ["g000001", "manifest.json"]
+
+
+# -- 10: width -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", ["40", "60", "80", "120", "200", None])
+def test_tables_never_lose_a_column_or_cut_a_value(columns: str | None) -> None:
+    env = {**ENV, "COLUMNS": columns} if columns else {"NO_COLOR": "1", "LIMITAUDIT_DUMP": ""}
+    if columns is None:  # piped at the default width: no COLUMNS at all
+        env = {k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"}
+    runner = CliRunner()
+    scan = runner.invoke(app, ["scan", str(SAMPLE)], env=env).stdout
+    data = json.loads(runner.invoke(app, ["scan", str(SAMPLE), "--format", "json"]).stdout)
+    for f in data["files"]:
+        assert f["path"] in scan.replace("\n", "") or f["path"] in scan
+        for value in (f["first"], f["last"]):
+            assert value is None or value in scan
+    totals = data["totals"]
+    for key in ("lines", "records", "duplicates", "rejected"):
+        assert f"{totals[key]:,}" in scan
+    for header in ("file", "kind", "host", "lines", "records", "dup", "rejected"):
+        assert header in scan
+    audit = runner.invoke(app, ["audit", str(SAMPLE), "--fail-on", "none"], env=env).stdout
+    for cause, n in (("parameter_error", "50"), ("unexplained", "13"), ("risk_policy", "27")):
+        assert cause in audit and n in audit
+    for ref in ("rel-20260314-01", "cb-20260314-03", "credit-v8.3", "score-service"):
+        assert ref in audit
+    trace = runner.invoke(app, ["trace", "2088102000000161", str(SAMPLE)], env=env).stdout
+    timeline = json.loads(
+        runner.invoke(app, ["trace", "2088102000000161", str(SAMPLE), "--format", "json"]).stdout
+    )["timeline"]
+    for row in timeline:
+        assert row["time"] in trace
+    # Rich's own mark of a cut cell: a value's last character replaced by an ellipsis.
+    assert not re.search(r"\w…[ │┃]", scan + audit + trace)

@@ -34,9 +34,16 @@ class _Stdout(Console):
         raise BrokenPipeError
 
 
+# Piped output is as wide as its lines: a file or a pager has no width to fit.
+UNBOUNDED = 100_000
+
+
 def stdout() -> Console:
     # Tables and lines quote the data (tickets, reasons, file names): text, never markup.
-    return _Stdout(soft_wrap=False, markup=False)
+    console = _Stdout(soft_wrap=False, markup=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = UNBOUNDED
+    return console
 
 
 def guarded(run: Callable[[], T]) -> T:

@@ -11,8 +11,7 @@ from functools import singledispatch
 from typing import IO, Any, TextIO
 
 import polars as pl
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from limitaudit.commands.audit import AuditResult
@@ -22,6 +21,7 @@ from limitaudit.commands.trace import TraceResult
 from limitaudit.model.audit import CAUSES
 from limitaudit.model.dump import Finding
 from limitaudit.model.format import ISO_MS
+from limitaudit.output.tables import Cell, Col, fitted
 
 
 def dumps_json(data: Any) -> str:
@@ -38,31 +38,26 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
     if fmt == "json":
         out.write(dumps_json(result.to_data()) + "\n")
         return
-    table = Table(title=f"Dump: {result.totals['files']} files", title_justify="left")
-    table.add_column("file", overflow="fold", ratio=1, min_width=20)
-    table.add_column("kind", overflow="fold")
-    table.add_column("host")
-    table.add_column("first / last record (UTC)", no_wrap=True)
-    for name in ("lines", "records", "dup", "rejected"):
-        table.add_column(name, justify="right")
+    rows: list[list[Cell]] = []
     for f in result.files:
         data = f.to_data()
         kind = f.kind + ("" if f.compression == "none" else f" ({f.compression})")
         if f.encoding and f.encoding not in ("utf-8", ""):
             kind += f" [{f.encoding}]"
-        table.add_row(
-            f.path,
-            kind,
-            f.host or "",
-            f"{data['first']}\n{data['last']}" if data["first"] else "",
-            f"{f.counts['lines']:,}",
-            f"{f.counts['records']:,}",
-            f"{f.counts['duplicates']:,}",
-            _red(f.counts["rejected"]),
+        rows.append(
+            [
+                f.path,
+                kind,
+                f.host or "",
+                f"{data['first']}\n{data['last']}" if data["first"] else "",
+                f"{f.counts['lines']:,}",
+                f"{f.counts['records']:,}",
+                f"{f.counts['duplicates']:,}",
+                _red(f.counts["rejected"]),
+            ]
         )
     t = result.totals
-    table.add_section()
-    table.add_row(
+    total: list[Cell] = [
         "total",
         "",
         "",
@@ -71,7 +66,10 @@ def _(result: ScanResult, fmt: str, out: TextIO, console: Console) -> None:
         f"{t['records']:,}",
         f"{t['duplicates']:,}",
         _red(t["rejected"]),
-    )
+    ]
+    cols = [Col("file"), Col("kind"), Col("host"), Col("first / last record (UTC)")]
+    cols += [Col(name, right=True) for name in ("lines", "records", "dup", "rejected")]
+    table = fitted(console, f"Dump: {t['files']} files", cols, rows, total)
     console.print(table)
     console.print(
         f"lines {t['lines']:,} = records {t['records']:,} + continuation {t['continuation']:,}"
@@ -179,8 +177,8 @@ def _(result: AuditResult, fmt: str, out: TextIO, console: Console) -> None:
 
 
 def _audit_table(result: AuditResult, console: Console) -> None:
-    console.print(_causes_table(result))
-    top = _incidents_table(result.zeroings)
+    console.print(_causes_table(result, console))
+    top = _incidents_table(result.zeroings, console)
     if top is not None:
         console.print(top)
     _print_offsets(result.offsets, console)
@@ -221,16 +219,11 @@ def _names(names: list[str], most: int = 3) -> str:
     return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
-def _causes_table(result: AuditResult) -> Table:
+def _causes_table(result: AuditResult, console: Console) -> RenderableType:
     z = result.zeroings
     title = f"{z.height:,} zeroing(s)"
     if result.options.below_fen:
         title += f" (limit taken to {result.options.below_yuan:g} yuan or less)"
-    causes = Table(title=title, title_justify="left")
-    causes.add_column("cause")
-    causes.add_column("zeroings", justify="right")
-    causes.add_column("recovered (full / partial / none)", justify="right")
-    causes.add_column("notified", justify="right")
     stats = z.group_by("cause").agg(
         pl.len().alias("n"),
         (pl.col("recovery") == "full").sum().alias("full"),
@@ -239,22 +232,23 @@ def _causes_table(result: AuditResult) -> Table:
         pl.col("notified").sum().alias("notified"),
     )
     by = {row["cause"]: row for row in stats.iter_rows(named=True)}
-    for cause in CAUSES:
-        row = by.get(cause)
-        if row is None:
-            continue
-        style = "red" if cause == "unexplained" else None
-        causes.add_row(
+    shown = [(cause, by[cause]) for cause in CAUSES if cause in by]
+    rows: list[list[Cell]] = [
+        [
             cause,
             f"{row['n']:,}",
             f"{row['full']:,} / {row['partial']:,} / {row['none']:,}",
             f"{row['notified']:,}",
-            style=style,
-        )
-    return causes
+        ]
+        for cause, row in shown
+    ]
+    cols = [Col("cause"), Col("zeroings", right=True)]
+    cols += [Col("recovered (full / partial / none)", right=True), Col("notified", right=True)]
+    styles = ["red" if cause == "unexplained" else None for cause, _ in shown]
+    return fitted(console, title, cols, rows, styles=styles)
 
 
-def _incidents_table(z: pl.DataFrame) -> Table | None:
+def _incidents_table(z: pl.DataFrame, console: Console) -> RenderableType | None:
     groups = (
         z.filter(pl.col("cause_ref") != "")
         .group_by("cause", "cause_ref")
@@ -268,12 +262,13 @@ def _incidents_table(z: pl.DataFrame) -> Table | None:
     )
     if not groups.height:
         return None
-    top = Table(title="Biggest incidents (by cause_ref)", title_justify="left")
-    for name in ("cause", "cause_ref", "zeroings", "first (UTC)", "last (UTC)"):
-        top.add_column(name, justify="right" if name == "zeroings" else "left")
-    for row in groups.iter_rows(named=True):
-        top.add_row(row["cause"], row["cause_ref"], f"{row['n']:,}", row["first"], row["last"])
-    return top
+    cols = [Col("cause"), Col("cause_ref"), Col("zeroings", right=True)]
+    cols += [Col("first (UTC)"), Col("last (UTC)")]
+    rows: list[list[Cell]] = [
+        [r["cause"], r["cause_ref"], f"{r['n']:,}", r["first"], r["last"]]
+        for r in groups.iter_rows(named=True)
+    ]
+    return fitted(console, "Biggest incidents (by cause_ref)", cols, rows)
 
 
 def _print_findings(result: AuditResult, console: Console) -> None:
@@ -299,15 +294,12 @@ def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
     if fmt == "json":
         out.write(dumps_json(result.to_data()) + "\n")
         return
-    table = Table(title=f"User {result.user_id}", title_justify="left")
-    table.add_column("time (UTC, host clocks corrected)", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("what", overflow="fold")
-    table.add_column("record", overflow="fold")
-    for row in result.timeline.iter_rows(named=True):
-        style = "bold" if row["kind"] == "ledger" else None
-        table.add_row(row["time"], row["kind"], row["what"], row["record"], style=style)
-    console.print(table)
+    timeline = list(result.timeline.iter_rows(named=True))
+    cols = [Col("time (UTC, host clocks corrected)"), Col("kind")]
+    cols += [Col("what", wraps=True), Col("record")]
+    rows: list[list[Cell]] = [[r["time"], r["kind"], r["what"], r["record"]] for r in timeline]
+    styles = ["bold" if r["kind"] == "ledger" else None for r in timeline]
+    console.print(fitted(console, f"User {result.user_id}", cols, rows, styles=styles))
     if result.zeroings.height == 0:
         console.print("No zeroing for this user in the dump.")
     for z in result.zeroings.iter_rows(named=True):
@@ -339,24 +331,21 @@ def _(result: IngestResult, fmt: str, out: TextIO, console: Console) -> None:
         out.write(dumps_json(result.to_data()) + "\n")
         return
     if result.read:
-        table = Table(
-            title=f"Store {result.store}: {result.action}, {len(result.read):,} file(s) read",
-            title_justify="left",
-        )
-        table.add_column("file", overflow="fold", ratio=1, min_width=20)
-        table.add_column("kind", overflow="fold")
-        for name in ("lines", "records", "dup", "rejected"):
-            table.add_column(name, justify="right")
-        for f in result.read:
-            c = f.counts
-            table.add_row(
+        cols = [Col("file"), Col("kind")]
+        cols += [Col(name, right=True) for name in ("lines", "records", "dup", "rejected")]
+        rows: list[list[Cell]] = [
+            [
                 f.path,
                 f.kind,
-                f"{c['lines']:,}",
-                f"{c['records']:,}",
-                f"{c['duplicates']:,}",
-                _red(c["rejected"]),
-            )
+                f"{f.counts['lines']:,}",
+                f"{f.counts['records']:,}",
+                f"{f.counts['duplicates']:,}",
+                _red(f.counts["rejected"]),
+            ]
+            for f in result.read
+        ]
+        title = f"Store {result.store}: {result.action}, {len(result.read):,} file(s) read"
+        table = fitted(console, title, cols, rows)
         console.print(table)
     else:
         console.print(f"Store {result.store}: {result.action}, no file read", highlight=False)
