@@ -319,7 +319,8 @@ def synth(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         stderr().print(
-            f"wrote {result.lines:,} lines to {result.dump_dir} "
+            f"wrote {result.lines:,} lines and {result.parquet_rows:,} Parquet ledger rows "
+            f"to {result.dump_dir} "
             f"({result.zeroings:,} zeroings); answers in {result.answers_dir}",
             highlight=False,
         )

@@ -277,7 +277,7 @@ def _print_findings(result: AuditResult, console: Console) -> None:
         console.print(
             "Findings: "
             + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-            + "  (--format json lists them all)",
+            + "  (--format json lists the findings; scan --rejects FILE the rejected lines)",
             highlight=False,
         )
         for finding in result.findings[:10]:

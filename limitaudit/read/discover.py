@@ -39,8 +39,10 @@ def discover(inputs: Iterable[str | Path]) -> list[SourceFile]:
     found: dict[Path, str] = {}
     for item in inputs:
         for path, name in _expand(str(item)):
-            # realpath, not resolve: a symlink loop is a file to report, not an error.
-            found.setdefault(Path(os.path.realpath(path)), name)
+            # The same file named twice is read once; a link that leads nowhere (broken, a
+            # loop) is its own entry, reported as unreadable.
+            key = os.path.realpath(path) if path.exists() else os.path.abspath(path)
+            found.setdefault(Path(key), name)
     return [sniff(path, name) for path, name in sorted(found.items(), key=lambda kv: kv[1])]
 
 
@@ -112,6 +114,10 @@ def sniff(path: Path, name: str) -> SourceFile:
     if magic == PARQUET_MAGIC:
         return SourceFile(path, name, "ledger_parquet", "none", size)
     compression, head, outcome = read_head(path, _HEAD_BYTES)
+    if not head and outcome.damaged_at == 0:
+        # A magic number that is not one: a text file may begin with those bytes by chance
+        # (a garbled first line). Read as it is, its lines are accounted for one by one.
+        compression, head, outcome = read_head(path, _HEAD_BYTES, "none")
     if not head and outcome.cut:
         reason = f"{outcome.cut}, nothing readable before the cut"
         return SourceFile(path, name, "other", compression, size, reason)

@@ -85,6 +85,7 @@ def _decompressed_chunks(
             if good:
                 yield good
             outcome.cut = f"corrupt {compression} data at byte {offset + at:,}: {exc}"
+            outcome.damaged_at = offset + at
             return
         if out:
             yield out
@@ -128,6 +129,8 @@ class ReadOutcome:
     # The file was cut off inside its last line: that line is incomplete.
     tail_incomplete: bool = False
     lines: int = 0
+    # Where a compressed stream turned out corrupt, in bytes of the file.
+    damaged_at: int | None = None
 
 
 def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
@@ -185,7 +188,9 @@ def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
     ).select("line", "text", "bad_encoding")
 
 
-def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
+def read_blocks(
+    path: Path, outcome: ReadOutcome, compression: str | None = None
+) -> Iterator[pl.DataFrame]:
     """Yield frames of (line, text, bad_encoding), line numbers from 1, in order.
 
     A final line without a newline is a line; if the file was cut off, that
@@ -194,7 +199,7 @@ def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
     is not part of the first line.
     """
     with path.open("rb") as fh:
-        compression = compression_of(fh.read(4))
+        compression = compression or compression_of(fh.read(4))
         fh.seek(0)
         carry = b""
         next_line = 1
@@ -231,7 +236,9 @@ def read_blocks(path: Path, outcome: ReadOutcome) -> Iterator[pl.DataFrame]:
         outcome.lines = next_line - 1
 
 
-def read_head(path: Path, limit: int) -> tuple[str, bytes, ReadOutcome]:
+def read_head(
+    path: Path, limit: int, compression: str | None = None
+) -> tuple[str, bytes, ReadOutcome]:
     """The compression and first decompressed bytes of a file, for sniffing.
 
     The outcome says whether the stream was cut or corrupt: a compressed file
@@ -240,7 +247,7 @@ def read_head(path: Path, limit: int) -> tuple[str, bytes, ReadOutcome]:
     outcome = ReadOutcome()
     head = b""
     with path.open("rb") as fh:
-        compression = compression_of(fh.read(4))
+        compression = compression or compression_of(fh.read(4))
         fh.seek(0)
         for chunk in _decompressed_chunks(fh, compression, outcome, raw_chunk=limit):
             head += chunk

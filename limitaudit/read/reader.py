@@ -141,7 +141,7 @@ class Reader:
         outcome = ReadOutcome()
         carry = _LogCarry()
         waiting: list[_Sorted] = []
-        for raw in read_blocks(source.path, outcome):
+        for raw in read_blocks(source.path, outcome, source.compression):
             if self.progress:
                 self.progress(raw.height)
             block = raw.with_columns(_pre_reason(outcome))

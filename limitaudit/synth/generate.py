@@ -56,8 +56,9 @@ class SynthOptions:
 class SynthResult:
     dump_dir: Path
     answers_dir: Path
-    lines: int
+    lines: int  # text lines of the logs and CSV ledgers, as written
     zeroings: int
+    parquet_rows: int = 0  # rows of the Parquet ledgers: a line each to `scan`
 
 
 def _check(options: SynthOptions) -> None:
@@ -141,7 +142,8 @@ def generate(out: Path, answers: Path, options: SynthOptions) -> SynthResult:
     (answers / "truth.json").write_text(
         json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    return SynthResult(dump_dir=out, answers_dir=answers, lines=lines, zeroings=z.height)
+    parquet = sum(n for _, kind, n in log.files if kind == "ledger_parquet")
+    return SynthResult(out, answers, lines=lines, zeroings=z.height, parquet_rows=parquet)
 
 
 def _write_csv(path: Path, df: pl.DataFrame) -> None:
