@@ -375,3 +375,48 @@ def test_tables_never_lose_a_column_or_cut_a_value(columns: str | None) -> None:
         assert row["time"] in trace
     # Rich's own mark of a cut cell: a value's last character replaced by an ellipsis.
     assert not re.search(r"\w…[ │┃]", scan + audit + trace)
+
+
+# -- 9, 15: what real tools write ---------------------------------------------------------
+
+
+def test_times_with_a_decimal_comma_are_read(tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    (dump / "le-01").mkdir(parents=True)
+    record = {
+        "@timestamp": "2026-03-15T00:05:00,223+08:00",
+        "level": "INFO",
+        "service": "limit-engine",
+        "host": "le-01",
+        "event": "user_notice",
+        "user_id": "2088102000000001",
+        "channel": "sms",
+        "template": "LIMIT_DECREASE",
+    }
+    (dump / "le-01" / "a.log").write_text(json.dumps(record) + "\n")
+    (dump / "le-02.log").write_text(
+        "2026-03-15 00:05:00,223 INFO  [t-1] [traceId=ab] c.a.Notifier - event=user_notice "
+        "user_id=2088102000000001 channel=sms template=LIMIT_DECREASE\n"
+    )
+    data = json.loads(invoke("scan", str(dump), "--format", "json").stdout)
+    for f in data["files"]:
+        assert (f["records"], f["rejected"]) == (1, 0), f
+        assert f["first"] == "2026-03-14T16:05:00.223Z", f
+
+
+def test_a_damaged_zstd_frame_keeps_the_frames_before_it(tmp_path: Path) -> None:
+    import zstandard  # noqa: PLC0415
+
+    line = '{"@timestamp":"2026-03-14T10:12:03.481+08:00","event":"feed_batch","host":"f-1"}'
+    good = f"{line}\n".encode() * 100
+    second = bytearray(zstandard.compress(b'{"late":1}\n' * 100))
+    second[0] ^= 0xFF  # the second frame's magic number
+    path = tmp_path / "a.log.zst"
+    path.write_bytes(zstandard.compress(good) + bytes(second))
+    dump = tmp_path
+    data = json.loads(invoke("scan", str(dump), "--format", "json").stdout)
+    (f,) = data["files"]
+    assert f["compression"] == "zstd" and f["lines"] == 100
+    (finding,) = [x for x in data["findings"] if x["kind"] == "truncated"]
+    assert "corrupt zstd data at byte" in finding["message"]
+    assert finding["message"].endswith("read 100 line(s) before the cut")
