@@ -178,6 +178,11 @@ def test_audit_json_and_ndjson_match_golden(dump: Path) -> None:
     nd = invoke("audit", str(dump), "--format", "ndjson", "--fail-on", "none")
     lines = [json.loads(x) for x in nd.stdout.splitlines()]
     assert lines == data["zeroings"]
+    # Streamed a few rows at a time (never the whole text at once), it is the same text.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "CSV_ROWS", 3)
+        again = invoke("audit", str(dump), "--format", "ndjson", "--fail-on", "none")
+        assert again.stdout == nd.stdout
 
 
 def test_audit_table_matches_golden(dump: Path) -> None:

@@ -218,3 +218,15 @@ def test_read_head_reports_a_stream_cut_before_any_output(tmp_path: Path) -> Non
     compression, head, outcome = read_head(write(tmp_path, "a.zst", whole[:5]), 1000)
     assert (compression, head) == ("zstd", b"")
     assert outcome.cut == "zstd stream ends before its end marker (file cut off)"
+
+
+def test_a_utf8_log_with_a_line_of_binary_garbage_stays_utf8(tmp_path: Path) -> None:
+    # Most byte pairs are GBK: a garbage line neither reading takes is no evidence of GBK.
+    data = b"plain ascii\n" + b"\xff\x81\x40\xd6\xd0\x80\x00\xfe\n" + "额度\n".encode()
+    frame, outcome = read_all(write(tmp_path, "a.log", data))
+    assert outcome.encoding == "utf-8"
+    assert frame["bad_encoding"].to_list() == [False, True, False]
+    assert frame["text"][2] == "额度"
+    only_garbage = b"plain ascii\n" + b"\xff\x81\x40\xd6\xd0\x80\x00\xfe\nmore ascii\n"
+    _, outcome = read_all(write(tmp_path, "b.log", only_garbage))
+    assert outcome.encoding == "utf-8"

@@ -144,11 +144,12 @@ def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
 def _reading(data: bytes) -> tuple[str, str, bool]:
     """(encoding, text, damaged) of a block that is not all ASCII.
 
-    UTF-8 first: GBK text is almost never valid UTF-8. A block that is not UTF-8
-    but is valid GBK is GBK (older hosts write it), unless most of its non-ASCII
-    lines are clean UTF-8: then it is UTF-8 with a few garbled lines, and reading
-    it as GBK would turn its Chinese into mojibake (much UTF-8 Chinese is also
-    valid GBK). Where neither fits, the reading that damages fewest bytes wins.
+    UTF-8 first: GBK text is almost never valid UTF-8. A block that is not UTF-8 is
+    GBK (older hosts write it) when more of its non-ASCII lines read intact as GBK
+    than as UTF-8, unless most of its non-ASCII lines are clean UTF-8: then it is
+    UTF-8 with a few garbled lines, and reading it as GBK would turn its Chinese
+    into mojibake (much UTF-8 Chinese is also valid GBK). A line neither reading
+    takes (binary garbage) is no evidence of GBK.
     Undecodable bytes become U+FFFD, and the lines holding them are rejected by
     the parser rather than guessed at.
     """
@@ -156,24 +157,26 @@ def _reading(data: bytes) -> tuple[str, str, bool]:
         return "utf-8", data.decode("utf-8"), False
     except UnicodeDecodeError:
         utf8 = data.decode("utf-8", errors="replace")
-    if _mostly_utf8(utf8):
+    intact_utf8, damaged_utf8 = _non_ascii_lines(utf8)
+    if intact_utf8 > damaged_utf8:
         return "utf-8", utf8, True
     # No GBK sequence decodes to U+FFFD: one in the lossy reading marks an undecodable byte.
     gbk = data.decode("gbk", errors="replace")
-    if "\ufffd" not in gbk:
-        return "gbk", gbk, False
-    if gbk.count("\ufffd") < utf8.count("\ufffd"):
-        return "gbk", gbk, True
+    # GBK only where its non-ASCII lines read as GBK: a UTF-8 block with a line of binary
+    # garbage that neither reading takes (most bytes pair up in GBK) stays UTF-8.
+    if _non_ascii_lines(gbk)[0] > intact_utf8:
+        return "gbk", gbk, "\ufffd" in gbk
     return "utf-8", utf8, True
 
 
-def _mostly_utf8(text: str) -> bool:
-    """Whether more non-ASCII lines of a lossy UTF-8 reading are intact than damaged."""
+def _non_ascii_lines(text: str) -> tuple[int, int]:
+    """How many lines of a lossy reading hold non-ASCII text intact, and how many hold an
+    undecodable byte (U+FFFD)."""
     lines = pl.Series([text]).str.split("\n").explode()
     damaged = lines.str.contains("\ufffd", literal=True)
     # A line with more bytes than characters holds a non-ASCII one (a tenth of a regex).
     intact = (lines.str.len_bytes() != lines.str.len_chars()) & ~damaged
-    return bool(intact.sum() > damaged.sum())
+    return int(intact.sum()), int(damaged.sum())
 
 
 def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
