@@ -188,6 +188,14 @@ def check(root: Path, names: list[str]) -> None:
             assert name in with_finding, (name, f["kind"])
 
 
+def fuzz(chosen: list[tuple[str, bytes, float]]) -> None:
+    root = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    try:
+        check(root, write_dump(root, chosen))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @settings(
     max_examples=12,
     deadline=None,
@@ -196,19 +204,11 @@ def check(root: Path, names: list[str]) -> None:
 )
 @given(files)
 def test_fuzz_quick_slice(chosen: list[tuple[str, bytes, float]]) -> None:
-    root = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    try:
-        check(root, write_dump(root, chosen))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    fuzz(chosen)
 
 
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(files)
 def test_fuzz_many(chosen: list[tuple[str, bytes, float]]) -> None:
-    root = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    try:
-        check(root, write_dump(root, chosen))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    fuzz(chosen)
