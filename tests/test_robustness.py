@@ -420,3 +420,14 @@ def test_a_damaged_zstd_frame_keeps_the_frames_before_it(tmp_path: Path) -> None
     (finding,) = [x for x in data["findings"] if x["kind"] == "truncated"]
     assert "corrupt zstd data at byte" in finding["message"]
     assert finding["message"].endswith("read 100 line(s) before the cut")
+
+
+def test_a_table_written_to_a_file_is_as_wide_as_its_lines(tmp_path: Path) -> None:
+    out = tmp_path / "audit.txt"
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if k != "COLUMNS"}
+    result = CliRunner().invoke(
+        app, ["audit", str(SAMPLE), "-o", str(out), "--fail-on", "none"], env=env
+    )
+    assert result.exit_code == 0
+    header = next(line for line in out.read_text().splitlines() if "recovered" in line)
+    assert "cause" in header and "notified" in header

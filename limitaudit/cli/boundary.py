@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +36,15 @@ class _Stdout(Console):
 
 # Piped output is as wide as its lines: a file or a pager has no width to fit.
 UNBOUNDED = 100_000
+
+
+def file_console(fh: TextIO) -> Console:
+    """A console onto a file (`--output`): as wide as its lines, like piped output."""
+    return Console(file=fh, markup=False, width=_width(UNBOUNDED), soft_wrap=False)
+
+
+def _width(default: int) -> int | None:
+    return None if "COLUMNS" in os.environ else default
 
 
 def stdout() -> Console:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
 from limitaudit import __version__, api
 from limitaudit.atomic import check_writable, write_atomic
@@ -16,6 +15,7 @@ from limitaudit.cli.boundary import (
     check_format,
     completion_order,
     emit,
+    file_console,
     guarded,
     stderr,
     stdout,
@@ -183,7 +183,7 @@ def audit(
             else:
                 write_atomic(
                     output,
-                    lambda fh: render_result(result, fmt, fh, Console(file=fh, markup=False)),
+                    lambda fh: render_result(result, fmt, fh, file_console(fh)),
                 )
             stderr().print(f"{result.zeroings.height:,} zeroing(s) written to {output}")
         elif fmt == "csv":
