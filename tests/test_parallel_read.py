@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+import limitaudit
 import limitaudit.read.parallel as parallel_module
 from limitaudit.cli import app
 from limitaudit.model.dump import Dump
@@ -19,6 +20,7 @@ from limitaudit.read import read_dump
 from limitaudit.read.discover import discover
 from limitaudit.read.parallel import read_files
 from limitaudit.read.settle import settle
+from limitaudit.store import open_store
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs"
 
@@ -47,6 +49,22 @@ def test_worker_processes_change_nothing() -> None:
     apart = settle(read_files(sources, progress=counted.append, apart=True))
     _assert_same(apart, settle(read_files(sources, apart=False)))
     assert sum(counted) == sum(f.counts["lines"] for f in apart.files) > 0
+
+
+def test_a_store_built_in_worker_processes_is_the_one_built_on_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large dump's ingest reads in worker processes, each spilling its decisions."""
+    threads = limitaudit.ingest(SAMPLE, tmp_path / "threads")
+    monkeypatch.setattr(parallel_module, "_processes", True)
+    monkeypatch.setattr(parallel_module, "APART_BYTES", 0)
+    apart = limitaudit.ingest(SAMPLE, tmp_path / "apart")
+    assert apart.tables == threads.tables and apart.totals == threads.totals
+    one, two = open_store(tmp_path / "apart"), open_store(tmp_path / "threads")
+    for name in two.tables:
+        assert_frame_equal(one.tables[name], two.tables[name])
+    spilled = list((tmp_path / "apart" / "g000001" / "decision").glob("*.parquet"))
+    assert len(spilled) == 16
 
 
 def test_audit_is_identical_between_runs_and_on_a_store(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def read_files(
     Files are read a few at a time, each into its own reader; the readers are merged in
     file order, so the result is the same as reading one file after another. A large
     dump is read in worker processes where `read_in_processes` allows it (or `apart`
-    says so), a small one or one that spills on threads.
+    says so), a small one on threads.
 
     What each file keeps waits on disk until every file is read: kept in memory, a few
     rows of every block sit among the freed frames of all the others, and the heap grows
@@ -70,9 +70,10 @@ def read_files(
     sweep(Path(tempfile.gettempdir()), READ_FOLDER)
     folder = TemporaryDirectory(prefix=owned(READ_FOLDER))
     if apart is None:
-        apart = spill is None and _processes and _large(sources)
+        apart = _processes and _large(sources)
+    # A spill goes with every job, to a worker process too (it pickles: see DecisionSpill).
     jobs = [
-        (file_id, source, tz, decisions, Path(folder.name))
+        (file_id, source, tz, decisions, Path(folder.name), spill)
         for file_id, source in enumerate(sources)
     ]
     try:
@@ -80,7 +81,7 @@ def read_files(
             readers = _read_apart(jobs, progress)
         else:
             with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-                readers = list(pool.map(lambda job: _read_job(job, progress, spill), jobs))
+                readers = list(pool.map(lambda job: _read_job(job, progress), jobs))
     except BaseException:
         folder.cleanup()
         raise
@@ -96,7 +97,7 @@ def read_files(
 # of live data). Processes also leave the GIL out. Below this, starting them (each
 # imports Polars) costs more than it saves.
 APART_BYTES = 64 << 20
-Job = tuple[int, SourceFile, str, pl.Expr | None, Path]
+Job = tuple[int, SourceFile, str, pl.Expr | None, Path, Spill | None]
 # Off for a library caller: a worker process starts by importing the caller's main
 # module, whose top-level code must then sit under `if __name__ == "__main__"`.
 _processes = False
@@ -112,8 +113,8 @@ def _large(sources: list[SourceFile]) -> bool:
     return (os.cpu_count() or 1) > 1 and sum(s.size for s in sources) >= APART_BYTES
 
 
-def _read_job(job: Job, progress: Progress | None, spill: Spill | None) -> Reader:
-    file_id, source, tz, decisions, folder = job
+def _read_job(job: Job, progress: Progress | None) -> Reader:
+    file_id, source, tz, decisions, folder, spill = job
     reader = Reader(tz, progress, decisions, spill, folder)
     reader.read(file_id, source)
     return reader
@@ -215,6 +216,7 @@ def _count_lines(n: int) -> None:
 
 
 def _read_in_worker(job: Job) -> Reader:
-    reader = _read_job(job, _count_lines if _worker_lines is not None else None, None)
-    reader.progress = None  # a function of this process: nothing to send back
+    reader = _read_job(job, _count_lines if _worker_lines is not None else None)
+    # Functions of this process: nothing to send back.
+    reader.progress = reader.spill = None
     return reader

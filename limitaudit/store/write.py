@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,28 +33,31 @@ from limitaudit.store.layout import (
 )
 from limitaudit.store.manifest import new_manifest
 
+# Parts spilled by this process: one count for every spill object in it (the read's
+# jobs each carry their own copy to a worker process); itertools.count is atomic.
+_PARTS = itertools.count()
+
 
 class DecisionSpill:
     """Decisions put aside per bucket as they are read (ingest's `spill`), so that
     building a store never holds the dump's decisions: they are settled and sorted one
-    bucket at a time when the store is written. Called from several reader threads."""
+    bucket at a time when the store is written. Called from several reader threads, and
+    sent with the read's jobs to worker processes: each part is named by its writer's pid
+    and that process's count of parts."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._lock = threading.Lock()
-        self._parts = 0
         for b in range(BUCKETS):
             (folder / f"b{b:02d}").mkdir(parents=True)
 
     def __call__(self, table: pl.DataFrame) -> None:
-        with self._lock:
-            part, self._parts = self._parts, self._parts + 1
+        part = f"{os.getpid()}-{next(_PARTS):06d}"
         by_bucket = table.with_columns(bucket_expr(BUCKETS).alias("_bucket")).partition_by(
             "_bucket", as_dict=True, include_key=False
         )
         for (b,), rows in by_bucket.items():
             # lz4: read back once, soon; speed matters more than size here.
-            path = self.folder / f"b{b:02d}" / f"p{part:06d}.parquet"
+            path = self.folder / f"b{b:02d}" / f"p{part}.parquet"
             rows.write_parquet(path, compression="lz4")
 
     def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
