@@ -40,16 +40,16 @@ UNBOUNDED = 100_000
 
 def file_console(fh: TextIO) -> Console:
     """A console onto a file (`--output`): as wide as its lines, like piped output."""
-    return Console(file=fh, markup=False, width=_width(UNBOUNDED), soft_wrap=False)
-
-
-def _width(default: int) -> int | None:
-    return None if "COLUMNS" in os.environ else default
+    return _unbounded(Console(file=fh, markup=False, soft_wrap=False))
 
 
 def stdout() -> Console:
     # Tables and lines quote the data (tickets, reasons, file names): text, never markup.
-    console = _Stdout(soft_wrap=False, markup=False)
+    return _unbounded(_Stdout(soft_wrap=False, markup=False))
+
+
+def _unbounded(console: Console) -> Console:
+    """Off a terminal, as wide as the lines are, unless COLUMNS says otherwise."""
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = UNBOUNDED
     return console
