@@ -399,3 +399,13 @@ def test_a_table_written_to_a_file_is_as_wide_as_its_lines(tmp_path: Path) -> No
     assert result.exit_code == 0
     header = next(line for line in out.read_text().splitlines() if "recovered" in line)
     assert "cause" in header and "notified" in header
+
+
+@pytest.mark.parametrize("key", ["generation", "files", "findings", "facts", "polars_version"])
+def test_a_manifest_missing_a_key_is_damaged(sample_store: Path, tmp_path: Path, key: str) -> None:
+    store = copy_of(sample_store, tmp_path)
+    manifest = json.loads((store / "manifest.json").read_text())
+    del manifest[key]
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    for command in (*COMMANDS, ["ingest", str(SAMPLE), "--store"]):
+        one_line(invoke(*command, str(store)), ExitStatus.ERROR, "manifest.json is incomplete")

@@ -30,7 +30,18 @@ _UTC = ZoneInfo("UTC")
 
 
 # What every manifest holds; one without them is damaged.
-_KEYS = ("format_version", "generation", "buckets", "time_zone", "tables", "facts", "files")
+_KEYS = (
+    "format_version",
+    "tool_version",
+    "polars_version",
+    "generation",
+    "buckets",
+    "time_zone",
+    "tables",
+    "facts",
+    "files",
+    "findings",
+)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -43,13 +54,15 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise damaged(directory, f"its {STORE_MANIFEST} cannot be read ({exc})") from None
-    if not isinstance(data, dict) or any(k not in data for k in _KEYS):
-        raise damaged(directory, f"its {STORE_MANIFEST} is incomplete")
+    if not isinstance(data, dict):
+        raise damaged(directory, f"its {STORE_MANIFEST} is not a manifest")
     if data.get("format_version") != FORMAT_VERSION:
         raise StoreError(
             f"{directory}: store format {data.get('format_version')}, this limitaudit reads "
             f"format {FORMAT_VERSION}: ingest the dump again with --replace"
         )
+    if any(k not in data for k in _KEYS):
+        raise damaged(directory, f"its {STORE_MANIFEST} is incomplete")
     return data
 
 
