@@ -409,3 +409,20 @@ def test_a_manifest_missing_a_key_is_damaged(sample_store: Path, tmp_path: Path,
     (store / "manifest.json").write_text(json.dumps(manifest))
     for command in (*COMMANDS, ["ingest", str(SAMPLE), "--store"]):
         one_line(invoke(*command, str(store)), ExitStatus.ERROR, "manifest.json is incomplete")
+
+
+def test_a_compressed_log_damaged_at_its_start_is_skipped_not_read_as_text(
+    tmp_path: Path,
+) -> None:
+    import zstandard  # noqa: PLC0415
+
+    line = '{"@timestamp":"2026-03-14T10:12:03.481+08:00","event":"feed_batch","host":"f-1"}\n'
+    packed = bytearray(zstandard.compress(line.encode() * 50))
+    packed[4] ^= 0xFF  # the frame header, just past the magic number
+    (tmp_path / "a.log.zst").write_bytes(bytes(packed))
+    (tmp_path / "b.log").write_bytes(b"\x28\xb5\x2f\xfd garbled first line\n" + line.encode())
+    data = json.loads(invoke("scan", str(tmp_path), "--format", "json").stdout)
+    kinds = {f["path"]: (f["kind"], f["compression"]) for f in data["files"]}
+    assert kinds == {"a.log.zst": ("other", "zstd"), "b.log": ("json_log", "none")}
+    (skipped,) = [f["message"] for f in data["findings"] if f["file"] == "a.log.zst"]
+    assert "corrupt zstd data at byte 0" in skipped

@@ -147,10 +147,11 @@ class Dump:
     def require_ledger(self) -> None:
         """A dump whose every ledger export was refused cannot be audited: its zeroings
         are unknown, not none."""
+        sources = {f.source.name: f.source for f in self.files}
         refused = {
             f.file: f.message
             for f in self.findings
-            if f.kind in ("skipped", "unreadable") and self._meant_as_ledger(f.file)
+            if f.kind in ("skipped", "unreadable") and _meant_as_ledger(sources.get(f.file))
         }
         kept = [
             f
@@ -161,12 +162,6 @@ class Dump:
             first = next(iter(refused.values()))
             more = f" (and {len(refused) - 1:,} more)" if len(refused) > 1 else ""
             raise DumpError(f"no ledger export in the dump could be read: {first}{more}")
-
-    def _meant_as_ledger(self, name: str) -> bool:
-        source = next((f.source for f in self.files if f.source.name == name), None)
-        return source is not None and (
-            source.kind.startswith("ledger_") or source.reason.startswith(LEDGER_REFUSED)
-        )
 
     def stamped(self, *columns: str, where: pl.Expr | None = None) -> pl.LazyFrame:
         """Those `columns` of the stamps `where` holds, to aggregate before collecting.
@@ -227,3 +222,9 @@ Progress = Callable[[int], None]
 def as_text(stamps: pl.DataFrame) -> pl.DataFrame:
     """Stamps with their host, event and batch as strings, to join with the tables."""
     return stamps.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
+
+
+def _meant_as_ledger(source: SourceFile | None) -> bool:
+    return source is not None and (
+        source.kind.startswith("ledger_") or source.reason.startswith(LEDGER_REFUSED)
+    )

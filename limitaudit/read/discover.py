@@ -115,9 +115,13 @@ def sniff(path: Path, name: str) -> SourceFile:
         return SourceFile(path, name, "ledger_parquet", "none", size)
     compression, head, outcome = read_head(path, _HEAD_BYTES)
     if not head and outcome.damaged_at == 0:
-        # A magic number that is not one: a text file may begin with those bytes by chance
-        # (a garbled first line). Read as it is, its lines are accounted for one by one.
-        compression, head, outcome = read_head(path, _HEAD_BYTES, "none")
+        # A magic number that is not one: a log may begin with those bytes by chance (a
+        # garbled first line). Where the bytes read as a log or a ledger, they are one,
+        # every line accounted for; a compressed file damaged at its start stays skipped.
+        _, plain, _ = read_head(path, _HEAD_BYTES, "none")
+        kind, reason = _kind_of_text(plain, whole=len(plain) < _HEAD_BYTES)
+        if kind != "other":
+            return SourceFile(path, name, kind, "none", size, reason)
     if not head and outcome.cut:
         reason = f"{outcome.cut}, nothing readable before the cut"
         return SourceFile(path, name, "other", compression, size, reason)
