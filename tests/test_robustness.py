@@ -426,3 +426,13 @@ def test_a_compressed_log_damaged_at_its_start_is_skipped_not_read_as_text(
     assert kinds == {"a.log.zst": ("other", "zstd"), "b.log": ("json_log", "none")}
     (skipped,) = [f["message"] for f in data["findings"] if f["file"] == "a.log.zst"]
     assert "corrupt zstd data at byte 0" in skipped
+
+
+def test_every_run_sweeps_the_temporary_directory_even_one_reading_a_store(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    left = tmp_path / f"limitaudit-read-{_dead_pid()}-x"
+    left.mkdir()
+    done = run("audit", str(sample_store), "--fail-on", "none", env={"TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert not left.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -10,7 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from limitaudit import __version__, api
-from limitaudit.atomic import check_writable, write_atomic
+from limitaudit.atomic import check_writable, sweep, write_atomic
 from limitaudit.cli.boundary import (
     check_format,
     completion_order,
@@ -30,7 +31,7 @@ from limitaudit.output.ci import junit_xml, summary_json
 from limitaudit.output.files import write_table
 from limitaudit.output.progress import line_progress
 from limitaudit.output.render import render_result, unread_lines, write_audit_csv
-from limitaudit.read.parallel import read_in_processes
+from limitaudit.read.parallel import READ_FOLDER, read_in_processes
 from limitaudit.status import ExitStatus
 
 app = typer.Typer(
@@ -348,4 +349,6 @@ def main() -> None:
     # The entry points guard their top-level code, as worker processes require.
     read_in_processes()
     stop_on_terminate()
+    # Every run removes what killed ones left in $TMPDIR, whether it reads a dump or not.
+    sweep(Path(tempfile.gettempdir()), READ_FOLDER)
     app()
