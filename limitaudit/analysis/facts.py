@@ -17,7 +17,7 @@ SILENCE_FACTOR = 10
 
 
 def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Expr:
-    """The decisions an audit reads (see ingest's `decisions`): those that change a limit
+    """The decisions an audit reads (see read_dump's `decisions`): those that change a limit
     (clock offsets, ledger gaps) or set it at or below the zeroing threshold (what can
     explain a zeroing); for a trace, every one of its user's too."""
     needed = CHANGES | (pl.col("limit_after") <= options.below_fen)
@@ -29,7 +29,7 @@ def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Ex
 
 def audit_actions(dump: Dump, options: AuditOptions) -> pl.DataFrame:
     """The records an audit weighs (see `actions`), each with its `act_id`."""
-    # What a read may have left out (ingest's `decisions`) is left out here too, whatever was
+    # What a read may have left out (read_dump's `decisions`) is left out here too, whatever was
     # read: a trace, which reads all of its user's decisions, then audits as the whole dump does.
     return actions(dump).filter(decisions_needed(options)).with_row_index("act_id")
 

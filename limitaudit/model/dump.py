@@ -34,7 +34,7 @@ KEYS_SCHEMA = {**KEY_SCHEMA, "ignored": pl.Boolean}
 # What a dump keeps of every record of a known event, whatever else it leaves out: when,
 # on which host, which event, and the feed batch a decision quotes. Clock offsets, engine
 # silences and files' time ranges need every record; an audit keeps whole only the
-# decisions it uses (`ingest(decisions=...)`), which is what keeps its memory small.
+# decisions it uses (`read_dump(decisions=...)`), which is what keeps its memory small.
 STAMP_SCHEMA = {
     **ORIGIN,
     "ts": Time,

@@ -1,7 +1,7 @@
 """Skim the decision lines a read will not keep, without decoding them.
 
 Most of a dump is decisions that change nothing, and a read that filters the decisions
-(`ingest(decisions=...)`) keeps only their stamps and line hashes. Decoding and typing a
+(`read_dump(decisions=...)`) keeps only their stamps and line hashes. Decoding and typing a
 line costs some 20 µs; skimming one costs a few. A line is skimmed only when one regular
 expression, run by Polars' DFA without captures, shows that the full path would accept
 it as it is: every field the record schema knows has a value of its kind (the forms the

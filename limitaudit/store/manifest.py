@@ -123,7 +123,7 @@ def file_entry(f: FileReport, sha256: str) -> dict[str, Any]:
 
 
 def manifest_files(manifest: Mapping[str, Any]) -> list[FileReport]:
-    """The store's FileReports, as ingest made them."""
+    """The store's FileReports, as the read made them."""
     return [_file_report(e) for e in manifest["files"]]
 
 

@@ -48,7 +48,7 @@ def open_store(
     bucket), of engine_error the user's and its decisions' traces', the other tables
     whole, and no rejects: what `trace` needs (see Scope). With `keys`,
     also the line hashes and the ledger's repeated rows: what adding files needs.
-    `decisions` filters the decisions as ingest's does. With audit `options` that the
+    `decisions` filters the decisions as read_dump's does. With audit `options` that the
     store's kept audit facts were made with, the Dump carries those facts instead of
     the record stamps they are made from.
     """
@@ -217,7 +217,7 @@ def load(
 
     `tz` is the zone for log times without an offset; a store keeps the one it was made
     with. With `user_id` (and the audit `options`), a store reads only that user's rows
-    when that gives the same answers. `decisions` says which decisions to keep (see ingest).
+    when that gives the same answers. `decisions` says which decisions to keep (see read_dump).
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:

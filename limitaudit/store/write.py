@@ -39,7 +39,7 @@ _PARTS = itertools.count()
 
 
 class DecisionSpill:
-    """Decisions put aside per bucket as they are read (ingest's `spill`), so that
+    """Decisions put aside per bucket as they are read (read_files' `spill`), so that
     building a store never holds the dump's decisions: they are settled and sorted one
     bucket at a time when the store is written. Called from several reader threads, and
     sent with the read's jobs to worker processes: each part is named by its writer's pid
