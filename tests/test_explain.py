@@ -583,3 +583,17 @@ def test_data_explains_a_rule_before_its_rolled_back_parameter() -> None:
 def test_decision_without_a_zeroing_rule_is_risk_policy_with_empty_ref() -> None:
     frame = decisions({"rules": [rule("R_SCORE_BAND", "score_band_step", 50, action="reduce")]})
     assert_frame_equal(causes(frame, context()), expected(("risk_policy", "", "")))
+
+
+def test_a_standing_rule_without_observed_says_what_it_reads() -> None:
+    # A rule's observed value, where the record omits it, is what the rule reads.
+    frame = decisions(
+        {"rules": [rule("R_FRAUD")], "fraud_flag": True},
+        {"rules": [rule("R_FRAUD", observed="yes")], "fraud_flag": True},
+    )
+    notes = explain(frame, context()).sort("zid")["rule_notes"].to_list()
+    stands = ": it stands (the user's own data under a configuration that stood)"
+    assert notes == [
+        f"R_FRAUD fired (observed true){stands}",
+        f"R_FRAUD fired (observed yes){stands}",
+    ]

@@ -274,6 +274,19 @@ def _model_note() -> pl.Expr:
     )
 
 
+def _what_it_reads() -> pl.Expr:
+    """A rule's observed value where the record omits it: what the rule reads (the
+    catalogue's `reads`), as the record wrote it."""
+    return (
+        pl.when(pl.col("reads") == "fraud_flag")
+        .then(pl.col("fraud_flag").cast(pl.String))
+        .when(pl.col("reads") == "score")
+        .then(pl.col("score").cast(pl.String).fill_null("null"))
+        .when(pl.col("reads") == "overdue_days")
+        .then(pl.col("overdue_days").cast(pl.String))
+    )
+
+
 def _stands_note(fired: pl.Expr) -> pl.Expr:
     return (
         pl.when(pl.col("threshold").is_not_null())
@@ -285,7 +298,7 @@ def _stands_note(fired: pl.Expr) -> pl.Expr:
                 "{} fired (observed {}): it stands "
                 "(the user's own data under a configuration that stood)",
                 pl.col("rule_id"),
-                pl.col("observed").fill_null("?"),
+                pl.coalesce(pl.col("observed"), _what_it_reads()).fill_null("?"),
             )
         )
     )
