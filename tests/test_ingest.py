@@ -763,7 +763,7 @@ def test_non_object_and_broken_json_is_rejected(dump_dir: Path) -> None:
         ("le-01/a.log", 4, invalid),
         ("le-01/a.log", 5, invalid),
         ("le-01/a.log", 6, invalid),
-        ("le-01/a.log", 7, "JSON with an object or list where a value belongs"),
+        ("le-01/a.log", 7, "JSON with a plain value where an object or list belongs"),
     ]
     assert_counts(report(dump, "le-01/a.log"), lines=8, records=1, rejected=7)
 

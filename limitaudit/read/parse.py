@@ -232,7 +232,9 @@ def _split(
     misshapen = valid & _misshapen(doc, dtype)
     invalid = [
         _rejects(frame.filter(~valid), "invalid JSON or not a JSON object"),
-        _rejects(frame.filter(misshapen), "JSON with an object or list where a value belongs"),
+        _rejects(
+            frame.filter(misshapen), "JSON with a plain value where an object or list belongs"
+        ),
     ]
     keep = valid & ~misshapen
     frame, doc = frame.filter(keep), doc.filter(keep)
