@@ -170,14 +170,12 @@ def audit(
         if bom and fmt != "csv":
             raise UsageError("--bom goes with --format csv")
         failing = _fail_on(fail_on)
-        started = time.monotonic()
+        started, paths = time.monotonic(), resolve_dump(dump)
         for path, option in ((output, "--output"), (junit, "--junit"), (summary, "--summary")):
             if path is not None:
                 check_writable(path, option)
         with line_progress(stderr()) as advance:
-            result = api.audit(
-                resolve_dump(dump), below=below, tolerance=tolerance, tz=tz, progress=advance
-            )
+            result = api.audit(paths, below=below, tolerance=tolerance, tz=tz, progress=advance)
         if output is not None:
             if fmt == "csv":
                 write_atomic(output, lambda fh: write_audit_csv(result, fh, bom))
@@ -195,7 +193,7 @@ def audit(
             stderr().print(line, highlight=False)
         hits = result.failing(failing)
         status = ExitStatus.FINDINGS if hits else ExitStatus.OK
-        paths, seconds = resolve_dump(dump), time.monotonic() - started
+        seconds = time.monotonic() - started
         if junit is not None:
             write_atomic(junit, lambda fh: fh.write(junit_xml(result, failing, paths, seconds)))
         if summary is not None:
