@@ -84,11 +84,11 @@ import zstandard
 from limitaudit.analysis.facts import decisions_needed
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import DEFAULT_TZ
-from limitaudit.read import reader
+from limitaudit.read import decode, reader
 from limitaudit.read.discover import discover
-from limitaudit.read.parse import JSON_DOC, TEXT_LINE
+from limitaudit.read.decode import JSON_DOC
+from limitaudit.read.parse import TEXT_LINE
 from limitaudit.read.reader import Reader
-from limitaudit.read.skim import skimmable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -209,32 +209,49 @@ def parse_floor(directory: Path, json_rows: Callable[[Path], int] = _decoded_jso
 # --- the read profile, run in a child process with POLARS_MAX_THREADS=1 ------------------
 
 # Where the profile puts its clocks (on what, which function) and the stage each counts to.
-# limitaudit's own Reader runs, with its blocks, its batches of candidates and its
-# arguments, so the figures are its own; a clock only wraps the calls, which never nest.
-_KEEP = "keep the skimmed decisions (stamps, keys; `type_checked` for those read whole)"
+# limitaudit's own Reader runs, with its blocks, its batches and its arguments, so the
+# figures are its own; a clock counts the time inside its calls less that of the clocks
+# inside them (json_decode inside the decoding of records, say), so the stages add up.
+_KEEP = "stamps, line keys and compact copies of what is kept (`stamps_of`, `compact`)"
 STAGES = (
     (reader, "read_blocks", "decompress + split into blocks (`read_blocks`)"),
     (reader, "classify", "classify the lines (`classify`)"),
-    (reader, "skim", "skim the decisions (`skim`)"),
-    (Reader, "_keep_skimmed", _KEEP),
-    (Reader, "_keep_whole", _KEEP),
-    (reader, "parse_records", "decode the other records (`parse_records`)"),
-    (Reader, "_type_records", "type them (`record_time`, `type_event` per event)"),
+    (decode, "decode", "json_decode, by exception (`decode`)"),
+    (decode, "text_parts", "logback heads (`text_parts`)"),
+    (decode, "_json_reasons", "reasons of the lines that fail to decode"),
+    (reader, "parse_records", "the rest of decoding (event kinds, messages, hashes)"),
+    (reader, "record_times", "times (`record_times`)"),
+    (reader, "checked", "check the values (`checked`)"),
+    (reader, "kept_by", "pick the decisions the audit keeps (`kept_by`)"),
+    (reader, "type_checked", "type what is kept (`type_checked`)"),
+    (reader, "stamps_of", _KEEP),
+    (reader, "compact", _KEEP),
 )
 REST = "the rest (pre-reasons, stack traces, line accounting, parking)"
 
 
 class Clock:
-    """Seconds spent inside `with clock:`, summed."""
+    """Seconds spent inside `with clock:`, summed, less those of the clocks started inside."""
+
+    running: list[Clock] = []
 
     def __init__(self) -> None:
         self.seconds, self._start = 0.0, 0.0
 
     def __enter__(self) -> None:
-        self._start = time.perf_counter()
+        now = time.perf_counter()
+        if Clock.running:
+            outer = Clock.running[-1]
+            outer.seconds += now - outer._start
+        Clock.running.append(self)
+        self._start = now
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds += time.perf_counter() - self._start
+        now = time.perf_counter()
+        self.seconds += now - self._start
+        Clock.running.pop()
+        if Clock.running:
+            Clock.running[-1]._start = now
 
 
 _END = object()
@@ -270,9 +287,10 @@ def read_profile(directory: Path) -> dict[str, Any]:
     clocks = {stage: Clock() for _, _, stage in STAGES}
     for owner, name, stage in STAGES:
         setattr(owner, name, _clocked(getattr(owner, name), clocks[stage]))
+    whole = Clock()
     decisions = decisions_needed(AuditOptions())  # what `audit` reads
     logs = [f for f in discover([directory]) if f.is_log]
-    lines, whole = 0, Clock()
+    lines = 0
     with tempfile.TemporaryDirectory() as folder:  # where a reader parks what it keeps
         for file_id, source in enumerate(logs):
             read = Reader(DEFAULT_TZ, None, decisions, None, Path(folder))
@@ -280,11 +298,10 @@ def read_profile(directory: Path) -> dict[str, Any]:
                 read.read(file_id, source)
             lines += read.files[0].counts["lines"]
     seconds = {stage: clock.seconds for stage, clock in clocks.items()}
-    seconds[REST] = whole.seconds - sum(seconds.values())
+    seconds[REST] = whole.seconds  # what no other clock counted
     return {
         "lines": lines,
         "files": len(logs),
-        "skims": skimmable(decisions),
         "threads": pl.thread_pool_size(),
         "seconds": seconds,
     }
@@ -728,8 +745,7 @@ def profile_section(r: SizeResult) -> list[str]:
         f"Read profile: {p['lines']:,} lines in {p['files']} log files (the ledger's are left "
         f"out), read by limitaudit's "
         f"Reader file after file in one process with {p['threads']} Polars thread "
-        f"(POLARS_MAX_THREADS=1), the audit's decisions "
-        f"{'skimmed' if p['skims'] else 'decoded whole (not skimmable)'}: {total:.2f} s, "
+        f"(POLARS_MAX_THREADS=1), keeping the decisions the audit keeps: {total:.2f} s, "
         f"{p['lines'] / total:,.0f} lines/s on one core ({r.profile_run.wall:.2f} s with the "
         "process's start). This is one process on one core: the real read runs a process per "
         "core.",

@@ -18,7 +18,6 @@ from limitaudit.errors import DumpError
 from limitaudit.model.dump import FileReport, Finding, SourceFile
 from limitaudit.model.schema import LEDGER_SCHEMA, Rule, Time, event_schema
 from limitaudit.read import lines as lines_module
-from limitaudit.read import reader as reader_module
 from limitaudit.read import settle as settle_module
 from tests.conftest import (
     ABSENT,
@@ -595,14 +594,13 @@ def test_stack_trace_belongs_to_the_error_record(dump_dir: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("full_rows", [1, 2, 10_000], ids=["each", "pairs", "all"])
+@pytest.mark.parametrize("block_bytes", [64, 300, 1 << 20], ids=["lines", "some", "all"])
 def test_stack_trace_spanning_blocks_stays_with_its_record(
-    dump_dir: Path, monkeypatch: pytest.MonkeyPatch, full_rows: int
+    dump_dir: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
 ) -> None:
-    """Blocks go to the full path one at a time, a few at a time, or all at once."""
+    """Blocks of a line or so, of a few lines, or the whole file at once."""
     monkeypatch.setattr(lines_module, "RAW_CHUNK", 32)
-    monkeypatch.setattr(lines_module, "BLOCK_BYTES", 64)
-    monkeypatch.setattr(reader_module, "FULL_ROWS", full_rows)
+    monkeypatch.setattr(lines_module, "BLOCK_BYTES", block_bytes)
     write(dump_dir, "le-03/limit-engine.log", [HEADER, ERROR_TEXT, *STACK, DECISION_TEXT])
     dump = read(dump_dir)
     assert column(dump.tables["engine_error"], "stack") == ["\n".join(STACK)]

@@ -1,9 +1,9 @@
 """Read one file into typed frames, accounting for every physical line.
 
-A log is read in blocks: each block's lines are classified and skimmed, and the record
-candidates of a few blocks at a time take the full path (decoding and typing). A ledger
-export is split into rows (see ledger). What a file keeps waits, one frame a kind, in
-memory or on disk, until `raw` hands every file's over.
+A log is read in blocks: each block's lines are classified, its record lines decoded a
+batch at a time (see decode) and typed, and its stack-trace lines given to the record above
+them. A ledger export is split into rows (see ledger). What a file keeps waits, one frame a
+kind, in memory or on disk, until `raw` hands every file's over.
 """
 
 from __future__ import annotations
@@ -26,22 +26,14 @@ from limitaudit.model.dump import (
     SourceFile,
 )
 from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, event_schema
+from limitaudit.read.decode import REJECTS, parse_records
 from limitaudit.read.discover import HEADER, host_from_name, service_from_name
 from limitaudit.read.frames import Kept, compact, lazy, overrule, stamps_of
 from limitaudit.read.ledger import csv_block, parquet_export
 from limitaudit.read.lines import ReadOutcome, read_blocks
-from limitaudit.read.normalise import record_time, type_checked, type_event
-from limitaudit.read.parse import (
-    BLANK,
-    CONTINUATION,
-    META,
-    RECORD,
-    REJECTED,
-    classify,
-    parse_records,
-)
+from limitaudit.read.normalise import checked, kept_by, record_times, type_checked
+from limitaudit.read.parse import BLANK, CONTINUATION, META, RECORD, REJECTED, classify
 from limitaudit.read.settle import RawDump
-from limitaudit.read.skim import skim, skimmable
 
 # Takes every decision a reader typed (before `decisions` filters them), a file's worth
 # at a time, from any reader thread: how a store is built without holding the decisions.
@@ -50,11 +42,6 @@ Spill = Callable[[pl.DataFrame], None]
 PARK_ROWS = 20_000
 # A reader hands its decisions to the spill at the end of each file, or sooner past this.
 SPILL_ROWS = 50_000
-# A log's lines wait for the full path (decoding, typing) until their candidates reach
-# FULL_ROWS, over at most FULL_BLOCKS blocks: its fixed cost, some 50 ms a call planning
-# the typed expressions, is then paid once for the few candidates skimmed blocks leave.
-FULL_ROWS = 10_000
-FULL_BLOCKS = 8
 
 
 class Reader:
@@ -73,9 +60,6 @@ class Reader:
         self.progress = progress
         self.decisions = decisions
         self.spill = spill
-        # Decisions the read leaves out are skimmed, not decoded (see skim); a spill
-        # takes every decision whole.
-        self.skims = decisions is not None and spill is None and skimmable(decisions)
         self.spilling: list[pl.DataFrame] = []
         self.files: list[FileReport] = []
         self.findings: list[Finding] = []
@@ -116,10 +100,10 @@ class Reader:
         when it is large (a small one costs more to write than it fragments)."""
         for name, parts in self._kept():
             frame = lazy(parts, {}).collect() if parts else None
-            if frame is not None and name == "event-decision":
-                # In line order, as the full path alone would leave them: a skim reads
-                # some whole as it goes, the full path the others a few blocks later.
-                frame = frame.sort("file_id", "line")
+            if frame is not None and name.startswith("event-"):
+                # In line order: a block's records are decoded a kind of document at a
+                # time (JSON and logback, a message's literal and regex forms).
+                frame = frame.sort("line")
             if frame is None or frame.height == 0:
                 parts.clear()
             elif self.folder is None or frame.height < PARK_ROWS:
@@ -140,22 +124,16 @@ class Reader:
         source = report.source
         outcome = ReadOutcome()
         carry = _LogCarry()
-        waiting: list[_Sorted] = []
         for raw in read_blocks(source.path, outcome, source.compression):
             if self.progress:
                 self.progress(raw.height)
             block = raw.with_columns(_pre_reason(outcome))
-            if not source.is_log:
+            if source.is_log:
+                lines = self._read_log_block(file_id, block, carry, report)
+            else:
                 carry.header, table, lines = csv_block(file_id, block, carry.header)
                 self.ledger.append(compact(table))
-                self._account(file_id, report, lines)
-                continue
-            waiting.append(self._sort_block(file_id, block, carry, report))
-            if sum(w.rest.height for w in waiting) >= FULL_ROWS or len(waiting) >= FULL_BLOCKS:
-                self._account(file_id, report, self._full_path(file_id, waiting, carry, report))
-                waiting = []
-        if waiting:
-            self._account(file_id, report, self._full_path(file_id, waiting, carry, report))
+            self._account(file_id, report, lines)
         report.encoding = outcome.encoding
         if outcome.cut:
             self.findings.append(
@@ -166,10 +144,11 @@ class Reader:
                 )
             )
 
-    def _sort_block(
+    def _read_log_block(
         self, file_id: int, block: pl.DataFrame, carry: _LogCarry, report: FileReport
-    ) -> _Sorted:
-        """Classify one block of a log and skim it."""
+    ) -> pl.DataFrame:
+        """Classify, decode and type one block of a log; returns its lines with their final
+        classes."""
         if carry.first_block:
             carry.first_block = False
             match = HEADER.match(block["text"][0] if block.height else "")
@@ -180,34 +159,18 @@ class Reader:
             report.named_host = report.host
         lines = classify(block, carry.record_above)
         lines = lines.with_columns((pl.col("cls") == RECORD).alias("candidate"))
-        candidates = lines.filter("candidate")
+        candidates = lines.filter("candidate").select("line", "text", "fmt")
         carry.record_above = carry.record_above or candidates.height > 0
-        if not self.skims:
-            return _Sorted(lines, candidates, None)
-        assert self.decisions is not None and report.host is not None
-        skimmed = skim(candidates, self.decisions, self.tz, report.host)
-        self._keep_skimmed(file_id, skimmed.left)
-        return _Sorted(lines, skimmed.rest, skimmed.kept)
-
-    def _full_path(
-        self, file_id: int, blocks: list[_Sorted], carry: _LogCarry, report: FileReport
-    ) -> pl.DataFrame:
-        """Decode and type the candidates of consecutive blocks (and type the decisions
-        their skims read whole); returns their lines with final classes."""
-        kept = [b.kept for b in blocks if b.kept is not None]
-        if kept:
-            self._keep_whole(file_id, pl.concat(kept), report)
-        lines = pl.concat([b.lines for b in blocks])
-        records, bad = parse_records(pl.concat([b.rest for b in blocks]))
+        records, bad = parse_records(candidates)
         lines = overrule(lines, bad)
-        records = records.with_columns(
-            pl.lit(file_id, pl.UInt32).alias("file_id"),
-            pl.col("host").fill_null(report.host),
-            pl.col("service").fill_null(report.service),
-        )
-        lines = overrule(lines, self._type_records(records))
-        # A stack-trace line belongs to the record line above it, across block edges. Under
-        # a rejected record it is rejected too, not handed to an earlier record.
+        lines = overrule(lines, self._type_records(file_id, records, report))
+        return self._attach_continuations(file_id, lines, carry)
+
+    def _attach_continuations(
+        self, file_id: int, lines: pl.DataFrame, carry: _LogCarry
+    ) -> pl.DataFrame:
+        """A stack-trace line belongs to the record line above it, across block edges. Under
+        a rejected record it is rejected too, not handed to an earlier record."""
         above = pl.when("candidate")
         lines = lines.with_columns(
             above.then(pl.col("line"))
@@ -226,77 +189,77 @@ class Reader:
             ),
         )
         lines = overrule(lines, orphans)
-        self.stacks.append(
-            compact(
-                lines.filter(pl.col("cls") == CONTINUATION).select(
-                    pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+        stacks = lines.filter(pl.col("cls") == CONTINUATION)
+        if stacks.height:
+            self.stacks.append(
+                compact(
+                    stacks.select(
+                        pl.lit(file_id, pl.UInt32).alias("file_id"), "owner", "line", "text"
+                    )
                 )
             )
-        )
         last = lines.filter("candidate").tail(1)
         if last.height:
             carry.last_record = int(last["line"][0])
             carry.last_record_ok = last["cls"][0] == RECORD
         return lines
 
-    def _keep_skimmed(self, file_id: int, skimmed: pl.DataFrame) -> None:
-        """A skimmed decision's stamp and key: all that a read leaving it out keeps."""
-        if skimmed.height == 0:
-            return
-        skimmed = skimmed.with_columns(pl.lit(file_id, pl.UInt32).alias("file_id"))
-        self.stamps.append(stamps_of(skimmed, "decision"))
-        self.keys.append(skimmed.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
-
-    def _keep_whole(self, file_id: int, kept: pl.DataFrame, report: FileReport) -> None:
-        """Decisions the skim read whole: typed without the checks it has made."""
-        if kept.height == 0:
-            return
-        kept = kept.with_columns(
-            pl.lit(file_id, pl.UInt32).alias("file_id"),
-            pl.col("service").fill_null(report.service),
-        )
-        table = type_checked(kept, "decision")
-        self.stamps.append(stamps_of(table, "decision"))
-        self.events["decision"].append(compact(table))
-        self.keys.append(kept.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
-
-    def _type_records(self, raw: pl.DataFrame) -> pl.DataFrame:
+    def _type_records(
+        self, file_id: int, records: list[pl.DataFrame], report: FileReport
+    ) -> pl.DataFrame:
         """Type decoded records into the event tables; returns the rejects (line, reason)."""
-        ts, time_problem = record_time(self.tz)
-        raw = raw.with_columns(ts.alias("ts"), time_problem.alias("time_problem"))
-        known = pl.col("event").is_in(list(EVENTS))
-        rejects = [
-            raw.filter(pl.col("event").is_null()).select(
-                "line", pl.coalesce("time_problem", pl.lit("record without event")).alias("reason")
-            ),
-            raw.filter(
-                pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_not_null()
-            ).select("line", pl.col("time_problem").alias("reason")),
-        ]
-        ignored = raw.filter(
-            pl.col("event").is_not_null() & ~known & pl.col("time_problem").is_null()
-        )
-        self.keys.append(ignored.select(*KEY_SCHEMA, pl.lit(True).alias("ignored")))
-        for event in EVENTS:
-            part = raw.filter(pl.col("event") == event)
-            if part.height == 0:
-                continue
-            table, bad = type_event(part, event)
-            rejects.append(bad.select("line", "reason"))
-            self.stamps.append(stamps_of(table, event))
-            if event == "decision" and self.spill is not None:
-                self.spilling.append(table)
-                if sum(t.height for t in self.spilling) >= SPILL_ROWS:
-                    self._flush_spill()
-            if event == "decision" and self.decisions is not None:
-                table = table.filter(self.decisions)
-            self.events[event].append(compact(table))
-            self.keys.append(
-                part.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")).join(
-                    bad.select("line"), on="line", how="anti"
-                )
+        rejects = [pl.DataFrame(schema=REJECTS)]
+        for found in records:
+            raw = found.with_columns(
+                pl.lit(file_id, pl.UInt32).alias("file_id"),
+                pl.col("host").fill_null(report.host),
+                pl.col("service").fill_null(report.service),
             )
+            raw = record_times(raw, self.tz)
+            events = raw.get_column("event")
+            if events.n_unique() == 1:
+                parts = [(events[0], raw)]
+            else:
+                parts = [(e, part) for (e,), part in raw.group_by("event", maintain_order=True)]
+            for event, part in parts:
+                if event in EVENTS:
+                    rejects.append(self._keep_event(event, part))
+                    continue
+                timed = pl.col("time_problem").is_null()
+                if event is None:
+                    reason = pl.coalesce("time_problem", pl.lit("record without event"))
+                    rejects.append(part.select("line", reason.alias("reason")))
+                    continue
+                # An event no kind knows is counted (`ignored`), unless its time is bad.
+                rejects.append(
+                    part.filter(~timed).select("line", pl.col("time_problem").alias("reason"))
+                )
+                self.keys.append(
+                    part.filter(timed).select(*KEY_SCHEMA, pl.lit(True).alias("ignored"))
+                )
         return pl.concat(rejects)
+
+    def _keep_event(self, event: str, raw: pl.DataFrame) -> pl.DataFrame:
+        """Check and keep records of one event kind; returns their rejects (line, reason)."""
+        good, bad = checked(raw, event)
+        self.stamps.append(stamps_of(good, event))
+        self.keys.append(good.select(*KEY_SCHEMA, pl.lit(False).alias("ignored")))
+        if event == "decision" and self.spill is not None:
+            table = type_checked(good, event)
+            self.spilling.append(table)
+            if sum(t.height for t in self.spilling) >= SPILL_ROWS:
+                self._flush_spill()
+            if self.decisions is not None:
+                table = table.filter(self.decisions)
+        elif event == "decision" and self.decisions is not None:
+            # Most decisions change nothing and are left out: only what the filter reads is
+            # typed for them all.
+            table = type_checked(kept_by(good, self.decisions, event), event)
+        else:
+            table = type_checked(good, event)
+        if table.height:
+            self.events[event].append(compact(table))
+        return bad.select("line", "reason")
 
     # -- the ledger ---------------------------------------------------------------------
 
@@ -374,16 +337,6 @@ class Reader:
 
 
 _COUNT_OF = {BLANK: "blank", META: "meta", CONTINUATION: "continuation"}
-
-
-@dataclass
-class _Sorted:
-    """A block of a log, classified and skimmed, waiting for the full path."""
-
-    lines: pl.DataFrame
-    # The record candidates for the full path, and the decisions the skim read whole.
-    rest: pl.DataFrame
-    kept: pl.DataFrame | None
 
 
 @dataclass
