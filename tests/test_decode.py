@@ -21,6 +21,7 @@ from limitaudit.read import decode as decode_module
 from limitaudit.read import read_dump
 from limitaudit.read.decode import decode, parse_records
 from limitaudit.read.normalise import _set_aside, _typing, checked, record_times
+from limitaudit.read.parse import TEXT_HEAD, TEXT_LINE, text_parts
 from tests.conftest import ISO_TIME, TEXT_TIME, USER, decision, text_record
 from tests.test_properties import garbage, recordish
 
@@ -228,6 +229,48 @@ def test_the_reasons_of_lines_that_fail_alone() -> None:
         (7, "message is not key=value pairs"),
         (8, "message is not key=value pairs"),
     ]
+
+
+def _parts_by_captures(frame: pl.DataFrame) -> pl.DataFrame:
+    """The logback parts as the pattern's captures give them: what `text_parts` must give."""
+    halves = pl.col("text").str.splitn(" - ", 2)
+    parts = frame.with_columns(
+        halves.struct.field("field_0").str.extract_groups(TEXT_HEAD).alias("p"),
+        halves.struct.field("field_1").alias("msg"),
+    ).unnest("p")
+    fits = pl.col("ts").is_not_null() & pl.col("msg").is_not_null()
+    full = parts.filter(~fits).select("line", "text")
+    full = full.with_columns(pl.col("text").str.extract_groups(TEXT_LINE).alias("p")).unnest("p")
+    parts = pl.concat([parts.filter(fits), full.select(parts.columns)]).sort("line")
+    return parts.select("line", "text", "ts", "level", "trace_id", "msg")
+
+
+head_bits = st.sampled_from(
+    [" ", "  ", "\t", "\u3000", "[", "]", " - ", "-", "=", "traceId=", "[traceId=x]", "a", "é"]
+)
+
+
+@st.composite
+def logback_lines(draw: st.DrawFn) -> str:
+    def bits() -> str:
+        return "".join(draw(st.lists(head_bits, max_size=4)))
+
+    at = draw(st.sampled_from([TEXT_TIME, "2026-03-14 10:12:03,481", "2026-03-14 10:12:03"]))
+    level = draw(st.sampled_from(["INFO ", "WARN", "error", "", "IN FO"]))
+    return (
+        f"{at}{draw(st.sampled_from([' ', '  ', '', chr(9)]))}{level}"
+        f"{draw(st.sampled_from([' ', '  ', '']))}[{bits()}]{bits()}[traceId={bits()}]"
+        f"{draw(st.sampled_from([' ', '  ', '']))}{bits() or 'c.a.Logger'}{bits()} - "
+        f"event=decision{bits()}"
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(logback_lines(), min_size=1, max_size=20))
+def test_a_logback_head_is_cut_where_the_pattern_puts_its_parts(lines: list[str]) -> None:
+    frame = _candidates(lines).select("line", "text")
+    got = text_parts(frame).select("line", "text", "ts", "level", "trace_id", "msg")
+    assert_frame_equal(got, _parts_by_captures(frame))
 
 
 # -- the checks: what vouches for a plain value never passes one the checks refuse -------

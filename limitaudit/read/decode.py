@@ -257,7 +257,7 @@ def _text_record(part: pl.DataFrame) -> pl.DataFrame:
             ),
             *hashes(),
         )
-        .drop("thread", "logger", "msg", "text", "_plain")
+        .drop("msg", "text", "_plain")
     )
 
 

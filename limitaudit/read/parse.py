@@ -8,6 +8,8 @@ here, and its `key=value` message rewritten as a JSON object for the decoder.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from limitaudit.model.schema import RULE_FIELDS
@@ -24,6 +26,8 @@ TEXT_HEAD = (
     r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[.,]\d{3})\s+(?P<level>[A-Za-z]+)\s+"
     r"\[(?P<thread>[^\]]*)\]\s+\[traceId=(?P<trace_id>[^\]]*)\]\s+(?P<logger>\S+)$"
 )
+# TEXT_HEAD without its captures: whether a head fits, not where its parts are.
+_HEAD_SHAPE = re.sub(r"\(\?P<\w+>", "(?:", TEXT_HEAD)
 # Logback's own ISO8601 pattern writes the milliseconds after a comma, as ISO 8601 allows.
 TEXT_RECORD_START = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}[.,]\d{3}\s"
 # A Java stack trace under an ERROR line: indented frames, "Caused by:", "... 42 more",
@@ -95,23 +99,40 @@ def hashes() -> list[pl.Expr]:
 
 
 def text_parts(frame: pl.DataFrame) -> pl.DataFrame:
-    """The logback pattern's parts: ts, level, thread, trace_id, logger, msg (null: no match).
+    """The logback pattern's parts: ts, level, trace_id, msg (null where a line does not
+    follow the pattern).
 
-    The header is matched on its own (the text before the first " - "): a capture
-    regex running to the end of every long line costs several times more. A line
-    whose header that does not fit (a thread name holding " - ") gets the full pattern.
+    The head (the text before the first " - ") is matched on its own, by a regex without
+    captures, and its parts are cut out where the match puts them: capturing them costs
+    three times as much. A line whose head does not fit (a thread name holding " - ") is
+    matched whole, with captures.
     """
     halves = pl.col("text").str.splitn(" - ", 2)
+    head = pl.col("_head")
     parts = frame.with_columns(
-        halves.struct.field("field_0").str.extract_groups(TEXT_HEAD).alias("p"),
-        halves.struct.field("field_1").alias("msg"),
-    ).unnest("p")
-    fits = pl.col("ts").is_not_null() & pl.col("msg").is_not_null()
+        halves.struct.field("field_0").alias("_head"), halves.struct.field("field_1").alias("msg")
+    )
+    fits = parts.select(head.str.contains(_HEAD_SHAPE) & pl.col("msg").is_not_null()).to_series()
+    fit = parts if fits.all() else parts.filter(fits)
+    # The time is the first 23 characters; the level, the letters after it (their bytes
+    # are characters: `find` counts bytes); the thread holds no `]`, so the trace id is in
+    # the brackets after the first `]`.
+    level = head.str.slice(23).str.strip_chars_start()
+    after = head.str.splitn("]", 2).struct.field("field_1")
+    trace = after.str.splitn("[traceId=", 2).struct.field("field_1")
+    fit = fit.select(
+        "line",
+        "text",
+        head.str.slice(0, 23).alias("ts"),
+        level.str.slice(0, level.str.find(r"\s")).alias("level"),
+        trace.str.splitn("]", 2).struct.field("field_0").alias("trace_id"),
+        "msg",
+    )
+    if fit.height == frame.height:
+        return fit
     odd = parts.filter(~fits).select("line", "text")
-    if odd.height == 0:
-        return parts
     full = odd.with_columns(pl.col("text").str.extract_groups(TEXT_LINE).alias("p")).unnest("p")
-    return pl.concat([parts.filter(fits), full.select(parts.columns)]).sort("line")
+    return pl.concat([fit, full.select(fit.columns)]).sort("line")
 
 
 def plain_message(msg: pl.Expr) -> pl.Expr:
