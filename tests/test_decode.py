@@ -202,10 +202,34 @@ def test_a_failing_batch_is_cut_down_to_its_bad_lines(
     good = '{"a":"1"}'
     docs = [good] * 40
     for at in (0, 7, 8, 39):
-        docs[at] = '{"a":'
+        docs[at] = '{"a":1,}'  # fails its batch: found by cutting the batch
+    for at in (3, 21):
+        docs[at] = '{"a":'  # cut off: decoded alone from the start
     decoded, failed = decode(pl.Series(docs), pl.Struct({"a": pl.String}))
-    assert failed.arg_true().to_list() == [0, 7, 8, 39]
+    assert failed.arg_true().to_list() == [0, 3, 7, 8, 21, 39]
     assert decoded.struct.field("a").to_list() == [None if f else "1" for f in failed]
+
+
+NESTED = [
+    # The event a regex meets first is not the record's own.
+    '{"inputs":{"event":"param_change"},"event":"decision","user_id":"1","rules":"x"}',
+    '{"inputs":{"event":"param_change"},"event":"decision","user_id":"1",'
+    '"limit_before":1,"limit_after":1}',
+    '{"x":{"event":"decision"},"event":"param_change","param":"p","new_value":"1","rules":5}',
+    '{"event":"decision","event":"feed_batch","feed":"f","batch_id":"b"}',
+    '{"event":{"k":1},"user_id":"1"}',
+    decision(limit_before=1.0, limit_after=1.0),
+    json.dumps({"event": "param_change", "param": "p", "new_value": "1", "inputs": 5}),
+]
+
+
+@pytest.mark.parametrize("first", range(len(NESTED)))
+def test_a_line_is_decoded_as_its_own_kind_whatever_comes_first(first: int) -> None:
+    lines = [NESTED[first], *NESTED[:first], *NESTED[first + 1 :]]
+    block, block_bad = _parsed(lines)
+    alone, alone_bad = _alone(lines)
+    assert_frame_equal(block_bad, alone_bad)
+    _same(block, alone)
 
 
 def test_the_reasons_of_lines_that_fail_alone() -> None:

@@ -98,14 +98,31 @@ REJECTS = {"line": pl.UInt32, "reason": pl.String}
 
 
 def decode(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
-    """Decode JSON documents: (decoded, whether each failed), null where one failed."""
+    """Decode JSON documents: (decoded, whether each failed), null where one failed.
+
+    A document cut off before its closing brace, the commonest bad line, would fail its
+    batch: each is decoded alone, and the others as a batch."""
+    whole = docs.str.ends_with("}")
+    if whole.all():
+        return _decode(docs, dtype)
+    at = pl.int_range(len(docs), eager=True, dtype=pl.UInt32)
+    parts = [(at.filter(whole), *_decode(docs.filter(whole), dtype))]
+    parts += [(at.slice(i, 1), *_decode(docs.slice(i, 1), dtype)) for i in (~whole).arg_true()]
+    order = pl.concat([p[0] for p in parts]).arg_sort()
+    return (
+        pl.concat([p[1] for p in parts], rechunk=True).gather(order),
+        pl.concat([p[2] for p in parts], rechunk=True).gather(order),
+    )
+
+
+def _decode(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
     try:
         return docs.str.json_decode(dtype), pl.repeat(False, len(docs), eager=True)
     except pl.exceptions.PolarsError:
-        if len(docs) == 1:
-            return pl.Series(docs.name, [None], dtype=dtype), pl.Series([True])
+        if len(docs) <= 1:
+            return pl.Series(docs.name, [None] * len(docs), dtype=dtype), pl.Series([True])
     step = -(-len(docs) // PIECES)
-    pieces = [decode(docs.slice(at, step), dtype) for at in range(0, len(docs), step)]
+    pieces = [_decode(docs.slice(at, step), dtype) for at in range(0, len(docs), step)]
     # One chunk: a string column whose chunks a later filter leaves empty makes `pl.format`
     # panic (Polars 2.1, "assertion failed: i < self.len()").
     return (
@@ -128,32 +145,48 @@ def parse_records(lines: pl.DataFrame) -> tuple[list[pl.DataFrame], pl.DataFrame
 
 
 def _by_event(
-    frame: pl.DataFrame, docs: pl.Expr, event: pl.Expr, json: bool
+    frame: pl.DataFrame, docs: pl.Expr, guess: pl.Expr, json: bool
 ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
-    """Decode each event kind's documents with its own fields (an event no kind knows, with
-    every field): the decoded rows of each kind, and the lines that fail (line, _doc,
-    _event)."""
+    """Decode each line's document with its event kind's own fields (an event no kind
+    knows, or none, with every field): the decoded rows, a frame a kind, and the lines that
+    fail (line, _doc, _event).
+
+    A block is nearly always of one kind: all its documents are first decoded as the kind
+    `guess` reads in the first line. A document that decodes as another kind is decoded
+    again with that kind's fields; one that fails, with the fields of the kind its own
+    `event` names (decoded alone). Which kind a document is decoded as is thus its own,
+    whatever the block: the guess only saves the others a look at their event."""
     shapes, whole = (JSON_DOCS, JSON_DOC) if json else (TEXT_DOCS, TEXT_DOC)
-    frame = frame.with_columns(docs.alias("_doc"), event.alias("_event"))
-    events = frame.get_column("_event")
-    # A block is nearly always of one event kind: no grouping then.
-    groups = (
-        [(events[0], frame)]
-        if events.n_unique() == 1
-        else [(e, g) for (e,), g in frame.group_by("_event", maintain_order=True)]
-    )
-    found, failed = [], [pl.DataFrame(schema=_FAILED)]
-    for name, group in groups:
+    frame = frame.with_columns(docs.alias("_doc"))
+    if frame.height == 0:
+        return [], pl.DataFrame(schema=_FAILED)
+    first = frame.head(1).select(guess).item()
+    decoded, bad = decode(frame.get_column("_doc"), shapes.get(first, whole))
+    event = decoded.struct.field("event")
+    own = ~bad & event.eq_missing(first)
+    found = [frame.filter(own).with_columns(decoded.filter(own).alias("_f")).drop("_doc")]
+    if not own.all():
+        rest = frame.filter(~own)
+        failed = bad.filter(~own)
+        kind = event.filter(~own)
+        if failed.any():
+            named = decode(rest.get_column("_doc"), _EVENT_ONLY)[0].struct.field("event")
+            kind = kind.zip_with(~failed, named)
+        rest = rest.with_columns(kind.alias("_event"))
+    else:
+        rest = frame.clear().with_columns(pl.lit(None, pl.String).alias("_event"))
+    failed_rows = [pl.DataFrame(schema=_FAILED)]
+    for (name,), group in rest.group_by("_event", maintain_order=True):
         dtype = shapes.get(name, whole) if isinstance(name, str) else whole
         decoded, bad = decode(group.get_column("_doc"), dtype)
-        rows = group.with_columns(decoded.alias("_fields"))
-        if bad.any():
-            failed.append(rows.filter(bad).select(*_FAILED))
-            rows = rows.filter(~bad)
-        found.append(rows.drop("_doc", "_event").unnest("_fields"))
-    return found, pl.concat(failed)
+        failed_rows.append(group.filter(bad).select(*_FAILED))
+        good = group.filter(~bad).with_columns(decoded.filter(~bad).alias("_f"))
+        found.append(good.drop("_doc", "_event"))
+    return [f.unnest("_f") for f in found if f.height], pl.concat(failed_rows)
 
 
+# What decides a document's kind: its `event`, and nothing else.
+_EVENT_ONLY = pl.Struct({"event": pl.String})
 _FAILED = {"line": pl.UInt32, "_doc": pl.String, "_event": pl.String}
 
 
