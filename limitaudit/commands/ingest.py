@@ -138,9 +138,6 @@ def ingest_store(
 def _build(
     sources: list[SourceFile], store: Path, tz: str, action: str, progress: Progress | None
 ) -> IngestResult:
-    # Hashed before they are read: a file that changes while it is read is not taken for
-    # the version the store holds.
-    hashes = {s.name: sha256_of(s.path) for s in sources}
     # The decisions go to disk as they are read, and only those an audit uses stay in
     # memory (to make the audit facts): a dump much larger than memory becomes a store.
     near = store.parent if store.parent.is_dir() else None
@@ -150,6 +147,9 @@ def _build(
         needed = decisions_needed(AuditOptions())
         dump = settle(read_files(sources, tz, progress, needed, spill), keep=True)
         dump.require_readable()
+        # Hashed as they were read: the store records the bytes it holds, and a file is
+        # read once (the others, skipped or a Parquet export, are hashed now).
+        hashes = {f.source.name: f.sha256 for f in dump.files if f.sha256}
         sizes = write_store(dump, store, hashes, spill)
     return _result(store, action, sources, 0, [], dump.files, sizes, dump.tz)
 

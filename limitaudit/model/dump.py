@@ -88,6 +88,9 @@ class FileReport:
     # The host the file's header line or name gives. `host` becomes its records' own host
     # when they agree on one; a store keeps both to settle duplicates again later.
     named_host: str | None = None
+    # The sha256 of the file's bytes, where the read hashed them as it went: how the read
+    # went, not what the file holds (a store's reports of the same files have none).
+    sha256: str | None = field(default=None, compare=False)
 
 
 # The tables of which a one-user read holds only the user's rows (see Scope).

@@ -9,6 +9,7 @@ line it holds before the cut.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import itertools
 import zlib
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ def _new_decompressor(compression: str) -> _Decompressor:
 
 
 def _decompressed_chunks(
-    fh: BinaryIO, compression: str, outcome: ReadOutcome, raw_chunk: int
+    fh: BinaryIO | _Hashing, compression: str, outcome: ReadOutcome, raw_chunk: int
 ) -> Iterator[bytes]:
     """Yield decompressed bytes; on a cut or corrupt stream, yield what decompresses before
     the damage, stop and say so in outcome."""
@@ -131,6 +132,21 @@ class ReadOutcome:
     lines: int = 0
     # Where a compressed stream turned out corrupt, in bytes of the file.
     damaged_at: int | None = None
+    # The sha256 of the file's bytes as read (what a store records of it).
+    sha256: str | None = None
+
+
+class _Hashing:
+    """A file read through, its bytes hashed as they go by: building a store reads a file
+    once, not once more to hash it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.digest = fh, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.digest.update(data)
+        return data
 
 
 def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
@@ -201,9 +217,10 @@ def read_blocks(
     count of physical lines matches what decompresses. A leading byte-order mark
     is not part of the first line.
     """
-    with path.open("rb") as fh:
-        compression = compression or compression_of(fh.read(4))
-        fh.seek(0)
+    with path.open("rb") as raw:
+        compression = compression or compression_of(raw.read(4))
+        raw.seek(0)
+        fh = _Hashing(raw)
         carry = b""
         next_line = 1
         buffered: list[bytes] = []
@@ -237,6 +254,10 @@ def read_blocks(
             next_line += frame.height
             yield frame
         outcome.lines = next_line - 1
+        # What a cut-off or corrupt stream left unread is hashed too: the file's hash.
+        while fh.read(RAW_CHUNK):
+            pass
+        outcome.sha256 = fh.digest.hexdigest()
 
 
 def read_head(

@@ -135,6 +135,7 @@ class Reader:
                 self.ledger.append(compact(table))
             self._account(file_id, report, lines)
         report.encoding = outcome.encoding
+        report.sha256 = outcome.sha256
         if outcome.cut:
             self.findings.append(
                 Finding(
