@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limitaudit.analysis.facts import decisions_needed
@@ -20,13 +21,15 @@ from limitaudit.commands import audit as audit_command
 from limitaudit.commands import scan as scan_command
 from limitaudit.commands import trace as trace_command
 from limitaudit.commands.audit import AuditResult
-from limitaudit.commands.ingest import IngestResult, ingest_store
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.errors import UsageError
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import Progress
 from limitaudit.store import load
+
+if TYPE_CHECKING:
+    from limitaudit.commands.ingest import IngestResult
 
 DumpPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -105,6 +108,9 @@ def ingest(
 ) -> IngestResult:
     """Read a dump once into a store (a directory) that `scan`, `audit` and `trace` read far
     faster, or add the dump's new files to an existing store. `replace` rebuilds it."""
+    # Imported here: building a store is the one command that writes one.
+    from limitaudit.commands.ingest import ingest_store  # noqa: PLC0415
+
     check_tz(tz)
     return ingest_store(_paths(dump), Path(store), tz, replace, progress=progress)
 

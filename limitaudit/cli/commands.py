@@ -22,7 +22,6 @@ from limitaudit.cli.boundary import (
     stdout,
     stop_on_terminate,
 )
-from limitaudit.commands.ingest import UNCHANGED
 from limitaudit.config import resolve_dump
 from limitaudit.errors import UsageError
 from limitaudit.model.audit import CAUSES, FINDING_KINDS
@@ -249,6 +248,8 @@ def ingest_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
     """Read a dump once into a store that scan, audit and trace read fast; add new files to it."""
+
+    from limitaudit.commands.ingest import UNCHANGED  # noqa: PLC0415 - as api.ingest does
 
     def run() -> None:
         check_format(fmt, "table", "json")

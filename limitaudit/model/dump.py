@@ -220,6 +220,9 @@ class Dump:
 
 
 Progress = Callable[[int], None]
+# Takes every decision a reader typed (before `decisions` filters them), a file's worth
+# at a time, from any reader thread: how a store is built without holding the decisions.
+Spill = Callable[[pl.DataFrame], None]
 
 
 def as_text(stamps: pl.DataFrame) -> pl.DataFrame:

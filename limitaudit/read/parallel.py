@@ -17,13 +17,14 @@ import polars as pl
 
 from limitaudit.atomic import owned, sweep
 from limitaudit.errors import DumpError
-from limitaudit.model.dump import DEFAULT_TZ, Dump, Progress, SourceFile
+from limitaudit.model.dump import DEFAULT_TZ, Dump, Progress, SourceFile, Spill
 from limitaudit.read.discover import discover
-from limitaudit.read.reader import Reader, Spill
 from limitaudit.read.settle import RawDump, settle
 
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import Synchronized
+
+    from limitaudit.read.reader import Reader
 
 # A file in flight per core: more keep no core busier (measured on 2 cores) and each
 # holds a block's worth of intermediate frames.
@@ -85,6 +86,8 @@ def read_files(
     except BaseException:
         folder.cleanup()
         raise
+    from limitaudit.read.reader import Reader  # noqa: PLC0415 - see _read_job
+
     merged = Reader(tz, progress, decisions, spill)
     for reader in readers:
         merged.absorb(reader)
@@ -114,6 +117,10 @@ def _large(sources: list[SourceFile]) -> bool:
 
 
 def _read_job(job: Job, progress: Progress | None) -> Reader:
+    # Imported when a dump is read: the command line starts without the readers, which a
+    # store's `trace` never uses.
+    from limitaudit.read.reader import Reader  # noqa: PLC0415
+
     file_id, source, tz, decisions, folder, spill = job
     reader = Reader(tz, progress, decisions, spill, folder)
     reader.read(file_id, source)

@@ -8,7 +8,6 @@ kind, in memory or on disk, until `raw` hands every file's over.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -24,6 +23,7 @@ from limitaudit.model.dump import (
     Finding,
     Progress,
     SourceFile,
+    Spill,
 )
 from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, event_schema
 from limitaudit.read.decode import REJECTS, parse_records
@@ -35,9 +35,6 @@ from limitaudit.read.normalise import checked, kept_by, record_times, type_check
 from limitaudit.read.parse import BLANK, CONTINUATION, META, RECORD, REJECTED, classify
 from limitaudit.read.settle import RawDump
 
-# Takes every decision a reader typed (before `decisions` filters them), a file's worth
-# at a time, from any reader thread: how a store is built without holding the decisions.
-Spill = Callable[[pl.DataFrame], None]
 # A file's kept rows of one kind wait on disk from this many (see read_files).
 PARK_ROWS = 20_000
 # A reader hands its decisions to the spill at the end of each file, or sooner past this.

@@ -14,7 +14,6 @@ from limitaudit.errors import UsageError
 from limitaudit.model.audit import AuditFacts, AuditOptions
 from limitaudit.model.dump import DEFAULT_TZ, REJECT_SCHEMA, Dump, Finding, Progress, Scope
 from limitaudit.model.schema import EVENTS, ORIGIN
-from limitaudit.read import read_dump
 from limitaudit.read.discover import PARTIAL_GENERATION, is_store
 from limitaudit.store.layout import GLOBAL, PER_USER, StoreError, bucket_expr, bucket_of
 from limitaudit.store.manifest import (
@@ -221,6 +220,10 @@ def load(
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:
+        # Imported here: reading files is not a store's business, and `trace` on a store
+        # starts without the readers.
+        from limitaudit.read.parallel import read_dump  # noqa: PLC0415
+
         return read_dump(paths, tz=tz or DEFAULT_TZ, progress=progress, decisions=decisions)
     if len(paths) > 1:
         raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
