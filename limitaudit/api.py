@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.analysis.match import CHANGES
 from limitaudit.commands import audit as audit_command
 from limitaudit.commands import scan as scan_command
@@ -66,7 +66,12 @@ def audit(
     options = audit_options(below, tolerance)
     check_tz(tz)
     loaded = load(
-        _paths(dump), tz, options=options, progress=progress, decisions=decisions_needed(options)
+        _paths(dump),
+        tz,
+        options=options,
+        progress=progress,
+        decisions=decisions_needed(options),
+        detail=decisions_detailed(options),
     )
     return audit_command.audit(loaded, options)
 
@@ -94,6 +99,7 @@ def trace(
         user_id=user_id,
         options=options,
         decisions=decisions_needed(options, user_id),
+        detail=decisions_detailed(options, user_id),
     )
     return trace_command.trace(loaded, user_id, options)
 

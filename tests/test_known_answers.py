@@ -20,12 +20,12 @@ import zstandard
 from polars.testing import assert_frame_equal
 
 from limitaudit.analysis import audit as audit_module
-from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.analysis.match import CHANGES
 from limitaudit.commands.audit import audit
 from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.model.audit import AuditOptions
-from limitaudit.model.schema import ORIGIN
+from limitaudit.model.schema import ACTION_FIELDS, ORIGIN
 from limitaudit.read import read_dump
 from limitaudit.synth import SynthOptions, generate
 
@@ -170,6 +170,21 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert_frame_equal(got.zeroings, want.zeroings)
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
+    # What `audit` reads: of the decisions that cannot explain a zeroing, what every audit
+    # reads of a decision alone; the same answers.
+    detail = decisions_detailed(options)
+    brief = read_dump([dump_dir], decisions=decisions_needed(options), detail=detail)
+    detailed = kept.select(detail).to_series()
+    assert brief.tables["decision"].height == kept.height
+    assert_frame_equal(brief.tables["decision"].filter(detail), kept.filter(detailed))
+    left = brief.tables["decision"].filter(~detail)
+    assert_frame_equal(left.select(ACTION_FIELDS), kept.filter(~detailed).select(ACTION_FIELDS))
+    assert left.drop(ACTION_FIELDS).null_count().sum_horizontal().item() == left.height * (
+        left.width - len(ACTION_FIELDS)
+    )
+    got = audit(brief, options)
+    assert_frame_equal(got.zeroings, want.zeroings)
+    assert got.findings == want.findings
     assert (
         scan_dump(whole).to_data() == scan_dump(read_dump([dump_dir], decisions=CHANGES)).to_data()
     )

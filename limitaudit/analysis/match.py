@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from limitaudit.model.dump import Dump, as_text
+from limitaudit.model.schema import ACTION_FIELDS
 
 # A ledger row is written 0-5 s after the decision behind it (docs/reading.md).
 LEDGER_LAG_MS = 2_500
@@ -19,10 +20,10 @@ CHANGES = pl.col("limit_before") != pl.col("limit_after")
 
 def actions(dump: Dump) -> pl.DataFrame:
     """Every record that can set a limit: decisions and manual actions, in one frame."""
-    cols = ["file_id", "line", "ts", "host", "user_id", "change_id", "limit_before", "limit_after"]
-    decisions = dump.tables["decision"].select(*cols, pl.lit("decision").alias("source"))
+    decisions = dump.tables["decision"].select(*ACTION_FIELDS, pl.lit("decision").alias("source"))
     manual = dump.tables["manual_action"].filter(pl.col("limit_after").is_not_null())
-    return pl.concat([decisions, manual.select(*cols, pl.lit("manual_action").alias("source"))])
+    source = pl.lit("manual_action").alias("source")
+    return pl.concat([decisions, manual.select(*ACTION_FIELDS, source)])
 
 
 # Below this an estimate is within the ledger's own 0-5 s lag: not worth correcting.

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from limitaudit import __version__
-from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.atomic import owned, sweep
 from limitaudit.errors import DumpError, UsageError
 from limitaudit.model.audit import AuditOptions
@@ -144,8 +144,9 @@ def _build(
     sweep(near or Path(tempfile.gettempdir()), SPILL_FOLDER)
     with tempfile.TemporaryDirectory(prefix=owned(SPILL_FOLDER), dir=near) as folder:
         spill = DecisionSpill(Path(folder))
-        needed = decisions_needed(AuditOptions())
-        dump = settle(read_files(sources, tz, progress, needed, spill), keep=True)
+        # The decisions it keeps in memory are those the audit facts read.
+        needed, detail = decisions_needed(AuditOptions()), decisions_detailed(AuditOptions())
+        dump = settle(read_files(sources, tz, progress, needed, spill, detail=detail), keep=True)
         dump.require_readable()
         # Hashed as they were read: the store records the bytes it holds, and a file is
         # read once (the others, skipped or a Parquet export, are hashed now).

@@ -116,6 +116,19 @@ DTYPES: dict[str, DType] = {
     "rules": pl.List(Rule),
 }
 
+# What every audit reads of every record that sets a limit (a decision or a manual action):
+# clock offsets, matching and ledger gaps need no more of it.
+ACTION_FIELDS = [
+    "file_id",
+    "line",
+    "ts",
+    "host",
+    "user_id",
+    "change_id",
+    "limit_before",
+    "limit_after",
+]
+
 # Where every record came from, and what every record has.
 ORIGIN: dict[str, DType] = {"file_id": pl.UInt32, "line": pl.UInt32}
 COMMON: dict[str, DType] = {

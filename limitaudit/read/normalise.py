@@ -11,6 +11,7 @@ import functools
 import polars as pl
 
 from limitaudit.model.schema import (
+    ACTION_FIELDS,
     EVENTS,
     LEDGER_FIELDS,
     LEDGER_REQUIRED,
@@ -249,22 +250,49 @@ def checked(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return _set_aside(raw, gates, problem, _vouch(event))
 
 
-def type_checked(good: pl.DataFrame, event: str) -> pl.DataFrame:
-    """Typed table of raw records that passed the checks of their event (`checked`)."""
-    values, _, _ = _typing(event)
+def type_checked(good: pl.DataFrame, event: str, whole: pl.Expr | None = None) -> pl.DataFrame:
+    """Typed table of raw records that passed the checks of their event (`checked`). With
+    `whole`, only the records it keeps are typed whole; the others keep ACTION_FIELDS, the
+    rest of their row null (most of what a decision holds, no audit reads of most)."""
     schema = event_schema(event)
+    if whole is not None:
+        full = _typed_mask(good, whole, event)
+        if not full.all():
+            typing = _values(event)
+            brief = good.filter(~full).select(typing.get(c, pl.col(c)) for c in ACTION_FIELDS)
+            return pl.concat([type_checked(good.filter(full), event), briefly(brief, event)])
+    values, _, _ = _typing(event)
     good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
     if "stack" in schema and "stack" not in good.columns:
         good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
     return good.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
+def briefly(typed: pl.DataFrame, event: str) -> pl.DataFrame:
+    """Typed records with ACTION_FIELDS alone, the rest of their row null (`type_checked`'s
+    records it does not keep whole)."""
+    schema = event_schema(event)
+    return typed.select(
+        pl.col(c).cast(t) if c in ACTION_FIELDS else pl.lit(None, t).alias(c)
+        for c, t in schema.items()
+    )
+
+
+def _values(event: str) -> dict[str, pl.Expr]:
+    return dict(zip(EVENTS[event], _typing(event)[0], strict=True))
+
+
+def _typed_mask(good: pl.DataFrame, keep: pl.Expr, event: str) -> pl.Series:
+    """`keep` on raw records, reading the typed values of its columns (only those typed)."""
+    values = _values(event)
+    columns = good.select(values[name] for name in dict.fromkeys(keep.meta.root_names()))
+    return columns.select(keep.fill_null(False)).to_series()
+
+
 def kept_by(good: pl.DataFrame, keep: pl.Expr, event: str) -> pl.DataFrame:
     """The raw records `keep` keeps, `keep` reading the typed values of its columns (only
     those are typed here)."""
-    values = dict(zip(EVENTS[event], _typing(event)[0], strict=True))
-    columns = good.select(values[name] for name in dict.fromkeys(keep.meta.root_names()))
-    return good.filter(columns.select(keep.fill_null(False)).to_series())
+    return good.filter(_typed_mask(good, keep, event))
 
 
 # Built once an event: building them took as long as running them on a block of records.

@@ -38,14 +38,16 @@ def read_dump(
     tz: str = DEFAULT_TZ,
     progress: Progress | None = None,
     decisions: pl.Expr | None = None,
+    detail: pl.Expr | None = None,
 ) -> Dump:
     """Read a dump. `decisions` filters the decision table (all kept when None): they are
     most of a dump, and most of them change nothing. Every record is still checked,
-    counted and stamped."""
+    counted and stamped. Of the decisions kept, those `detail` leaves out keep only what
+    every audit reads of a decision (`ACTION_FIELDS`), the rest of their row null."""
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")
-    return settle(read_files(sources, tz, progress, decisions))
+    return settle(read_files(sources, tz, progress, decisions, detail=detail))
 
 
 def read_files(
@@ -55,6 +57,7 @@ def read_files(
     decisions: pl.Expr | None = None,
     spill: Spill | None = None,
     apart: bool | None = None,
+    detail: pl.Expr | None = None,
 ) -> RawDump:
     """Read files as file_id 0, 1, ... in the order given; `settle` makes the Dump.
 
@@ -74,7 +77,7 @@ def read_files(
         apart = _processes and _large(sources)
     # A spill goes with every job, to a worker process too (it pickles: see DecisionSpill).
     jobs = [
-        (file_id, source, tz, decisions, Path(folder.name), spill)
+        (file_id, source, tz, decisions, detail, Path(folder.name), spill)
         for file_id, source in enumerate(sources)
     ]
     try:
@@ -88,7 +91,7 @@ def read_files(
         raise
     from limitaudit.read.reader import Reader  # noqa: PLC0415 - see _read_job
 
-    merged = Reader(tz, progress, decisions, spill)
+    merged = Reader(tz, progress, decisions, spill, detail=detail)
     for reader in readers:
         merged.absorb(reader)
     return merged.raw(folder)
@@ -100,7 +103,7 @@ def read_files(
 # of live data). Processes also leave the GIL out. Below this, starting them (each
 # imports Polars) costs more than it saves.
 APART_BYTES = 64 << 20
-Job = tuple[int, SourceFile, str, pl.Expr | None, Path, Spill | None]
+Job = tuple[int, SourceFile, str, pl.Expr | None, pl.Expr | None, Path, Spill | None]
 # Off for a library caller: a worker process starts by importing the caller's main
 # module, whose top-level code must then sit under `if __name__ == "__main__"`.
 _processes = False
@@ -121,8 +124,8 @@ def _read_job(job: Job, progress: Progress | None) -> Reader:
     # store's `trace` never uses.
     from limitaudit.read.reader import Reader  # noqa: PLC0415
 
-    file_id, source, tz, decisions, folder, spill = job
-    reader = Reader(tz, progress, decisions, spill, folder)
+    file_id, source, tz, decisions, detail, folder, spill = job
+    reader = Reader(tz, progress, decisions, spill, folder, detail)
     reader.read(file_id, source)
     return reader
 

@@ -31,7 +31,7 @@ from limitaudit.read.discover import HEADER, host_from_name, service_from_name
 from limitaudit.read.frames import Kept, compact, lazy, overrule, stamps_of
 from limitaudit.read.ledger import csv_block, parquet_export
 from limitaudit.read.lines import ReadOutcome, read_blocks
-from limitaudit.read.normalise import checked, kept_by, record_times, type_checked
+from limitaudit.read.normalise import briefly, checked, kept_by, record_times, type_checked
 from limitaudit.read.parse import BLANK, CONTINUATION, META, RECORD, REJECTED, classify
 from limitaudit.read.settle import RawDump
 
@@ -51,11 +51,13 @@ class Reader:
         decisions: pl.Expr | None,
         spill: Spill | None,
         folder: Path | None = None,
+        detail: pl.Expr | None = None,
     ) -> None:
         self.tz = tz
         self.folder = folder
         self.progress = progress
         self.decisions = decisions
+        self.detail = detail
         self.spill = spill
         self.spilling: list[pl.DataFrame] = []
         self.files: list[FileReport] = []
@@ -249,10 +251,17 @@ class Reader:
                 self._flush_spill()
             if self.decisions is not None:
                 table = table.filter(self.decisions)
+            if self.detail is not None:
+                detailed = table.select(self.detail.fill_null(False)).to_series()
+                table = pl.concat([table.filter(detailed), briefly(table.filter(~detailed), event)])
         elif event == "decision" and self.decisions is not None:
             # Most decisions change nothing and are left out: only what the filter reads is
-            # typed for them all.
-            table = type_checked(kept_by(good, self.decisions, event), event)
+            # typed for them all; of those kept, only the ones `detail` keeps are typed whole.
+            kept = kept_by(good, self.decisions, event)
+            if self.detail is None:
+                table = type_checked(kept, event)
+            else:
+                table = type_checked(kept, event, whole=self.detail)
         else:
             table = type_checked(good, event)
         if table.height:

@@ -211,12 +211,14 @@ def load(
     options: AuditOptions | None = None,
     progress: Progress | None = None,
     decisions: pl.Expr | None = None,
+    detail: pl.Expr | None = None,
 ) -> Dump:
     """A dump from the command line: a store (named alone) or files, directories and globs.
 
     `tz` is the zone for log times without an offset; a store keeps the one it was made
     with. With `user_id` (and the audit `options`), a store reads only that user's rows
-    when that gives the same answers. `decisions` says which decisions to keep (see read_dump).
+    when that gives the same answers. `decisions` says which decisions to keep, and `detail`
+    which of them a read of files keeps whole (see read_dump).
     """
     stores = [p for p in paths if is_store(p)]
     if not stores:
@@ -224,7 +226,7 @@ def load(
         # starts without the readers.
         from limitaudit.read.parallel import read_dump  # noqa: PLC0415
 
-        return read_dump(paths, tz=tz or DEFAULT_TZ, progress=progress, decisions=decisions)
+        return read_dump(paths, tz or DEFAULT_TZ, progress, decisions, detail)
     if len(paths) > 1:
         raise UsageError(f"{stores[0]} is a store: name it alone, without other files")
     directory = Path(stores[0])
