@@ -27,6 +27,7 @@ from limitaudit.commands.scan import scan as scan_dump
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.schema import ACTION_FIELDS, ORIGIN
 from limitaudit.read import read_dump
+from limitaudit.read import settle as settle_module
 from limitaudit.synth import SynthOptions, generate
 
 REJECTED_KINDS = {
@@ -149,7 +150,9 @@ def test_audit_agrees_with_the_answers(world: tuple[Path, Path, int]) -> None:
 
 
 @pytest.mark.parametrize("below", [0.0, 500.0])
-def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below: float) -> None:
+def test_a_lean_read_audits_as_a_whole_one(
+    world: tuple[Path, Path, int], below: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What `audit` reads (only the decisions it uses, ingest's `decisions`) changes no answer."""
     dump_dir, _, seed = world
     options = AuditOptions(below_yuan=below)
@@ -170,21 +173,32 @@ def test_a_lean_read_audits_as_a_whole_one(world: tuple[Path, Path, int], below:
     assert_frame_equal(got.zeroings, want.zeroings)
     assert got.findings == want.findings
     assert_frame_equal(got.offsets, want.offsets)
-    # What `audit` reads: of the decisions that cannot explain a zeroing, what every audit
-    # reads of a decision alone; the same answers.
+
+    # What `audit` reads: ACTION_FIELDS of every decision it keeps, and whole, on disk, the
+    # decisions that can explain a zeroing, read a share of the users at a time.
+    monkeypatch.setattr(settle_module, "SHARE_ROWS", 50)  # as many shares as buckets
     detail = decisions_detailed(options)
     brief = read_dump([dump_dir], decisions=decisions_needed(options), detail=detail)
+    assert_frame_equal(brief.tables["decision"], kept.select(ACTION_FIELDS))
+    assert brief.parts is not None and got.facts is not None
+    shares = list(brief.parts(got.facts, True))
+    assert len(shares) == 16
+    parts = pl.concat(s.tables["decision"] for s in shares).sort(list(ORIGIN))
     detailed = kept.select(detail).to_series()
-    assert brief.tables["decision"].height == kept.height
-    assert_frame_equal(brief.tables["decision"].filter(detail), kept.filter(detailed))
-    left = brief.tables["decision"].filter(~detail)
+    assert_frame_equal(parts.filter(detail), kept.filter(detailed))
+    left = parts.filter(~detail)
     assert_frame_equal(left.select(ACTION_FIELDS), kept.filter(~detailed).select(ACTION_FIELDS))
     assert left.drop(ACTION_FIELDS).null_count().sum_horizontal().item() == left.height * (
         left.width - len(ACTION_FIELDS)
     )
-    got = audit(brief, options)
-    assert_frame_equal(got.zeroings, want.zeroings)
-    assert got.findings == want.findings
+    assert len(list(brief.parts(got.facts, False))) == 1  # users not apart: all at once
+    for reading in (
+        brief,
+        read_dump([dump_dir], decisions=decisions_needed(options), detail=detail),
+    ):
+        got = audit(reading, options)
+        assert_frame_equal(got.zeroings, want.zeroings)
+        assert got.findings == want.findings
     assert (
         scan_dump(whole).to_data() == scan_dump(read_dump([dump_dir], decisions=CHANGES)).to_data()
     )

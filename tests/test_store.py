@@ -216,7 +216,8 @@ def test_an_audit_reads_the_store_a_share_of_users_at_a_time(
     dump = open_store(store, decisions=decisions_needed(options), options=options)
     assert dump.parts is not None
     assert dump.tables["decision"].height == 0
-    assert len(list(dump.parts())) > 4
+    assert dump.facts is not None
+    assert len(list(dump.parts(dump.facts, True))) > 4
     got = audit(dump, options)
     assert csv_text(got) == csv_text(full)
     assert got.to_data() == full.to_data()

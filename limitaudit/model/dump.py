@@ -95,6 +95,24 @@ class FileReport:
 
 # The tables of which a one-user read holds only the user's rows (see Scope).
 USER_TABLES = ("ledger", "decision", "manual_action", "user_notice")
+# Users are split into BUCKETS by their id (a store's files, an audit's shares). A bucket is
+# the user id's last digits modulo BUCKETS: stable across Polars versions (unlike
+# Series.hash), and ids are handed out in sequence, so the digits spread evenly.
+BUCKETS = 16
+BUCKET_DIGITS = 9
+
+
+def bucket_of(user_id: str, buckets: int = BUCKETS) -> int:
+    """The bucket of a user id, as bucket_expr puts it."""
+    tail = user_id[-BUCKET_DIGITS:]
+    # Ids are digit strings, but normalise's \d also lets other scripts' digits through:
+    # those go to bucket 0 on both sides.
+    return int(tail) % buckets if tail.isascii() and tail.isdigit() else 0
+
+
+def bucket_expr(buckets: int = BUCKETS) -> pl.Expr:
+    tail = pl.col("user_id").str.slice(-BUCKET_DIGITS).cast(pl.UInt64, strict=False)
+    return tail.fill_null(0) % buckets
 
 
 @dataclass(frozen=True)
@@ -134,9 +152,11 @@ class Dump:
     # Audit facts already known for the whole dump (a store keeps those of one set of
     # options); an audit with those options takes them instead of the stamps.
     facts: AuditFacts | None = None
-    # A store read for an audit leaves its per-user tables empty and reads them here
-    # instead, a share of its users at a time, each share as `only` gives it.
-    parts: Callable[[], Iterator[Dump]] | None = None
+    # A store read for an audit leaves its per-user tables empty, and a read of files for
+    # an audit keeps only ACTION_FIELDS of the decisions in them: each reads its users here
+    # instead, a share at a time, each share as `only` gives it with the facts given (all
+    # at once where the users are not apart: see analysis.facts.users_apart).
+    parts: Callable[[AuditFacts, bool], Iterator[Dump]] | None = None
 
     @property
     def readable(self) -> bool:

@@ -250,32 +250,20 @@ def checked(raw: pl.DataFrame, event: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return _set_aside(raw, gates, problem, _vouch(event))
 
 
-def type_checked(good: pl.DataFrame, event: str, whole: pl.Expr | None = None) -> pl.DataFrame:
-    """Typed table of raw records that passed the checks of their event (`checked`). With
-    `whole`, only the records it keeps are typed whole; the others keep ACTION_FIELDS, the
-    rest of their row null (most of what a decision holds, no audit reads of most)."""
-    schema = event_schema(event)
-    if whole is not None:
-        full = _typed_mask(good, whole, event)
-        if not full.all():
-            typing = _values(event)
-            brief = good.filter(~full).select(typing.get(c, pl.col(c)) for c in ACTION_FIELDS)
-            return pl.concat([type_checked(good.filter(full), event), briefly(brief, event)])
+def type_checked(good: pl.DataFrame, event: str) -> pl.DataFrame:
+    """Typed table of raw records that passed the checks of their event (`checked`)."""
     values, _, _ = _typing(event)
+    schema = event_schema(event)
     good = good.with_columns(values).with_columns(pl.col("level").str.to_uppercase())
     if "stack" in schema and "stack" not in good.columns:
         good = good.with_columns(pl.lit(None, pl.String).alias("stack"))
     return good.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
-def briefly(typed: pl.DataFrame, event: str) -> pl.DataFrame:
-    """Typed records with ACTION_FIELDS alone, the rest of their row null (`type_checked`'s
-    records it does not keep whole)."""
-    schema = event_schema(event)
-    return typed.select(
-        pl.col(c).cast(t) if c in ACTION_FIELDS else pl.lit(None, t).alias(c)
-        for c, t in schema.items()
-    )
+def action_fields(good: pl.DataFrame, event: str) -> pl.DataFrame:
+    """ACTION_FIELDS of raw records that passed their checks, typed (alone)."""
+    typing, schema = _values(event), event_schema(event)
+    return good.select(typing.get(c, pl.col(c)).cast(schema[c]) for c in ACTION_FIELDS)
 
 
 def _values(event: str) -> dict[str, pl.Expr]:

@@ -42,8 +42,12 @@ def read_dump(
 ) -> Dump:
     """Read a dump. `decisions` filters the decision table (all kept when None): they are
     most of a dump, and most of them change nothing. Every record is still checked,
-    counted and stamped. Of the decisions kept, those `detail` leaves out keep only what
-    every audit reads of a decision (`ACTION_FIELDS`), the rest of their row null."""
+    counted and stamped.
+
+    With `detail`, the read is an audit's: its decision table holds ACTION_FIELDS alone of
+    every decision kept (what the audit facts read), and the decisions `detail` keeps wait
+    on disk whole, by bucket, for the audit to read its users a share at a time
+    (`Dump.parts`): at 20 million lines they would take a gigabyte of memory at once."""
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")

@@ -15,6 +15,7 @@ from tempfile import TemporaryDirectory
 import polars as pl
 
 from limitaudit.model.dump import (
+    BUCKETS,
     KEY_SCHEMA,
     KEYS_SCHEMA,
     REJECT_SCHEMA,
@@ -24,14 +25,21 @@ from limitaudit.model.dump import (
     Progress,
     SourceFile,
     Spill,
+    bucket_expr,
 )
-from limitaudit.model.schema import EVENTS, LEDGER_SCHEMA, event_schema
+from limitaudit.model.schema import ACTION_FIELDS, EVENTS, LEDGER_SCHEMA, event_schema
 from limitaudit.read.decode import REJECTS, parse_records
 from limitaudit.read.discover import HEADER, host_from_name, service_from_name
 from limitaudit.read.frames import Kept, compact, lazy, overrule, stamps_of
 from limitaudit.read.ledger import csv_block, parquet_export
 from limitaudit.read.lines import ReadOutcome, read_blocks
-from limitaudit.read.normalise import briefly, checked, kept_by, record_times, type_checked
+from limitaudit.read.normalise import (
+    action_fields,
+    checked,
+    kept_by,
+    record_times,
+    type_checked,
+)
 from limitaudit.read.parse import BLANK, CONTINUATION, META, RECORD, REJECTED, classify
 from limitaudit.read.settle import RawDump
 
@@ -63,6 +71,9 @@ class Reader:
         self.files: list[FileReport] = []
         self.findings: list[Finding] = []
         self.events: dict[str, Kept] = {e: [] for e in EVENTS}
+        # With `detail`, the decision table keeps ACTION_FIELDS of every decision kept, and
+        # the decisions `detail` keeps wait here whole, a list a bucket of their users.
+        self.details: list[Kept] = [[] for _ in range(BUCKETS)]
         self.ledger: Kept = []
         self.keys: Kept = []
         self.stamps: Kept = []
@@ -92,20 +103,28 @@ class Reader:
     def _kept(self) -> list[tuple[str, Kept]]:
         named = [("ledger", self.ledger), ("keys", self.keys), ("stamps", self.stamps)]
         named += [("rejects", self.rejects), ("stacks", self.stacks)]
+        named += [(f"detail-b{b:02d}", parts) for b, parts in enumerate(self.details)]
         return named + [(f"event-{e}", parts) for e, parts in self.events.items()]
 
     def _park(self, file_id: int) -> None:
         """Make what the file's blocks kept one frame a kind, written to the reader's folder
-        when it is large (a small one costs more to write than it fragments)."""
+        when it is large (a small one costs more to write than it fragments); a file's
+        details, a frame a bucket, all go there when they are large together."""
+        details = sum(
+            f.height for parts in self.details for f in parts if isinstance(f, pl.DataFrame)
+        )
         for name, parts in self._kept():
             frame = lazy(parts, {}).collect() if parts else None
-            if frame is not None and name.startswith("event-"):
+            if frame is not None and name.startswith(("event-", "detail-")):
                 # In line order: a block's records are decoded a kind of document at a
                 # time (JSON and logback, a message's literal and regex forms).
                 frame = frame.sort("line")
             if frame is None or frame.height == 0:
                 parts.clear()
-            elif self.folder is None or frame.height < PARK_ROWS:
+            elif (
+                self.folder is None
+                or (details if name[:7] == "detail-" else frame.height) < PARK_ROWS
+            ):
                 parts[:] = [frame]
             else:
                 path = self.folder / f"{file_id}-{name}.arrow"
@@ -252,21 +271,32 @@ class Reader:
             if self.decisions is not None:
                 table = table.filter(self.decisions)
             if self.detail is not None:
-                detailed = table.select(self.detail.fill_null(False)).to_series()
-                table = pl.concat([table.filter(detailed), briefly(table.filter(~detailed), event)])
+                # The spill keeps them whole; the read, what the audit facts read.
+                table = table.select(ACTION_FIELDS)
         elif event == "decision" and self.decisions is not None:
             # Most decisions change nothing and are left out: only what the filter reads is
-            # typed for them all; of those kept, only the ones `detail` keeps are typed whole.
+            # typed for them all; of those kept, only the ones `detail` keeps are typed
+            # whole, and they wait apart, by bucket (see RawDump.details).
             kept = kept_by(good, self.decisions, event)
             if self.detail is None:
                 table = type_checked(kept, event)
             else:
-                table = type_checked(kept, event, whole=self.detail)
+                table = action_fields(kept, event)
+                self._keep_details(type_checked(kept_by(kept, self.detail, event), event))
         else:
             table = type_checked(good, event)
         if table.height:
             self.events[event].append(compact(table))
         return bad.select("line", "reason")
+
+    def _keep_details(self, table: pl.DataFrame) -> None:
+        if table.height == 0:
+            return
+        parts = table.with_columns(bucket_expr().alias("_bucket")).partition_by(
+            "_bucket", as_dict=True, include_key=False
+        )
+        for (b,), rows in parts.items():
+            self.details[int(b)].append(compact(rows))
 
     # -- the ledger ---------------------------------------------------------------------
 
@@ -305,6 +335,8 @@ class Reader:
         self.findings += other.findings
         for event, parts in other.events.items():
             self.events[event] += parts
+        for b, theirs in enumerate(other.details):
+            self.details[b] += theirs
         self.ledger += other.ledger
         self.keys += other.keys
         self.stamps += other.stamps
@@ -314,6 +346,12 @@ class Reader:
     def raw(self, folder: TemporaryDirectory[str] | None = None) -> RawDump:
         tables = {event: lazy(parts, event_schema(event)) for event, parts in self.events.items()}
         tables["engine_error"] = self._attach_stacks(tables["engine_error"])
+        details = None
+        if self.detail is not None and self.spill is None:
+            schema = event_schema("decision")
+            brief = {c: t for c, t in schema.items() if c in ACTION_FIELDS}
+            tables["decision"] = lazy(self.events["decision"], brief)
+            details = [lazy(parts, schema) for parts in self.details]
         return RawDump(
             tables,
             lazy(self.ledger, LEDGER_SCHEMA),
@@ -324,6 +362,8 @@ class Reader:
             self.findings,
             self.tz,
             folder,
+            details,
+            self.detail,
         )
 
     def _attach_stacks(self, errors: pl.LazyFrame) -> pl.LazyFrame:

@@ -4,13 +4,18 @@ as duplicates, and each file's time range and host."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from limitaudit.model.dump import Dump, FileReport, Finding
+from limitaudit.model.dump import BUCKETS, Dump, FileReport, Finding, bucket_expr
 from limitaudit.model.schema import ORIGIN
+
+if TYPE_CHECKING:
+    from limitaudit.model.audit import AuditFacts
 
 
 @dataclass
@@ -31,6 +36,11 @@ class RawDump:
     tz: str
     # Where the lazy frames' files are; removed once settled.
     folder: TemporaryDirectory[str] | None = None
+    # A read for an audit (read_dump's `detail`): the decision table holds ACTION_FIELDS of
+    # every decision kept, and the decisions `detail` keeps wait here whole, a frame a
+    # bucket of their users, for the audit to read a share at a time (Dump.parts).
+    details: list[pl.LazyFrame] | None = None
+    detail: pl.Expr | None = None
 
 
 def settle(raw: RawDump, keep: bool = False) -> Dump:
@@ -70,10 +80,45 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
         keys=raw.keys.collect() if keep else None,
         ledger_repeats=ledger_dups if keep else None,
     )
+    if raw.details is not None and raw.detail is not None:
+        dump.parts = _shares_of(dump, raw.details, raw.detail, dups)
     if raw.folder is not None:
-        # The stamps are read from there: it goes when the Dump goes (or the program ends).
+        # The stamps (and the details) are read from there: it goes when the Dump goes (or
+        # the program ends).
         weakref.finalize(dump, raw.folder.cleanup)
     return dump
+
+
+# A share of a read's users holds about this many kept decisions (its buckets' details are
+# read from their files, as a store's share is read from its buckets).
+SHARE_ROWS = 125_000
+
+
+def _shares_of(
+    dump: Dump, details: list[pl.LazyFrame], detail: pl.Expr, dups: pl.DataFrame
+) -> Callable[[AuditFacts, bool], Iterator[Dump]]:
+    """Dump.parts of a read for an audit: its users a share of buckets at a time, each
+    share's decisions whole where `detail` keeps them, ACTION_FIELDS alone (the rest null)
+    where not, as a read that kept them all would give them."""
+
+    def parts(facts: AuditFacts, apart: bool) -> Iterator[Dump]:
+        brief = dump.tables["decision"]
+        shares = max(1, min(BUCKETS, -(-brief.height // SHARE_ROWS))) if apart else 1
+        schema = details[0].collect_schema()
+        for part in range(shares):
+            mine = [b for b in range(BUCKETS) if b % shares == part]
+            share = bucket_expr().is_in(mine)
+            rest = brief.filter(share & ~detail.fill_null(False))
+            whole = without(pl.concat([details[b] for b in mine]), dups)
+            widened = rest.select(
+                pl.col(c) if c in rest.columns else pl.lit(None, t).alias(c)
+                for c, t in schema.items()
+            )
+            tables = dict(dump.tables)
+            tables["decision"] = pl.concat([whole, widened]).sort(list(ORIGIN))
+            yield replace(dump, tables=tables, parts=None).only(share, facts)
+
+    return parts
 
 
 def _dedup_ledger(

@@ -38,42 +38,24 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import polars as pl
-
 from limitaudit.atomic import sweep
 from limitaudit.errors import LimitAuditError, UsageError
-from limitaudit.model.dump import USER_TABLES
+from limitaudit.model.dump import BUCKET_DIGITS, BUCKETS, USER_TABLES, bucket_expr, bucket_of
 from limitaudit.model.schema import EVENTS
 from limitaudit.read.discover import PARTIAL_GENERATION, is_store
 
 FORMAT_VERSION = 2  # 2: stamps.parquet
-BUCKETS = 16
 # Small row groups: a one-user read decodes only the groups whose user_id range holds it.
 ROW_GROUP_ROWS = 8192
 # The tables in which every row is one user's: bucketed. The others are small and global
 # (engine_error apart: kept whole, but a one-user read filters it).
 PER_USER = {name: "changed_at" if name == "ledger" else "ts" for name in USER_TABLES}
 GLOBAL = [e for e in EVENTS if e not in PER_USER and e != "engine_error"]
-# A bucket is the user id's last digits modulo BUCKETS: stable across Polars versions
-# (unlike Series.hash), and ids are handed out in sequence, so the digits spread evenly.
-BUCKET_DIGITS = 9
+__all__ = ["BUCKETS", "BUCKET_DIGITS", "bucket_expr", "bucket_of"]
 
 
 class StoreError(LimitAuditError):
     """The store cannot be read or added to as asked (exit status 2)."""
-
-
-def bucket_of(user_id: str, buckets: int = BUCKETS) -> int:
-    """The bucket of a user id, as _bucket_expr puts it."""
-    tail = user_id[-BUCKET_DIGITS:]
-    # Ids are digit strings, but normalise's \d also lets other scripts' digits through:
-    # those go to bucket 0 on both sides.
-    return int(tail) % buckets if tail.isascii() and tail.isdigit() else 0
-
-
-def bucket_expr(buckets: int) -> pl.Expr:
-    tail = pl.col("user_id").str.slice(-BUCKET_DIGITS).cast(pl.UInt64, strict=False)
-    return tail.fill_null(0) % buckets
 
 
 def sha256_of(path: Path) -> str:

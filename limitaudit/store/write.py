@@ -17,7 +17,7 @@ from limitaudit.analysis.facts import users_apart, whole_dump_facts
 from limitaudit.atomic import owned, sweep, write_atomic
 from limitaudit.model.audit import AuditFacts, AuditOptions
 from limitaudit.model.dump import Dump
-from limitaudit.model.schema import ORIGIN
+from limitaudit.model.schema import ORIGIN, event_schema
 from limitaudit.read.discover import (
     GENERATION,
     PARTIAL_GENERATION,
@@ -162,7 +162,8 @@ def _write_spilled(spill: DecisionSpill, dump: Dump, folder: Path) -> tuple[int,
     time = PER_USER["decision"]
     folder.mkdir()
     dups = repeats(dump.keys)
-    empty = dump.tables["decision"].clear()
+    # The read kept ACTION_FIELDS alone of the decisions: the spill holds them whole.
+    empty = pl.DataFrame(schema=event_schema("decision"))
     rows, users = 0, []
     for b in range(BUCKETS):
         table = spill.bucket(b, empty, dups)
