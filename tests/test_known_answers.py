@@ -176,7 +176,7 @@ def test_a_lean_read_audits_as_a_whole_one(
 
     # What `audit` reads: ACTION_FIELDS of every decision it keeps, and whole, on disk, the
     # decisions that can explain a zeroing, read a share of the users at a time.
-    monkeypatch.setattr(settle_module, "SHARE_ROWS", 50)  # as many shares as buckets
+    monkeypatch.setattr(settle_module, "SHARE_ROWS", 1)  # as many shares as buckets
     detail = decisions_detailed(options)
     brief = read_dump([dump_dir], decisions=decisions_needed(options), detail=detail)
     assert_frame_equal(brief.tables["decision"], kept.select(ACTION_FIELDS))
