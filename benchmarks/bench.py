@@ -36,9 +36,9 @@ the child's own peak from os.wait4 where that is higher:
     used for any ratio;
   - read profile, on the dump: every log file read by limitaudit's own Reader, one file
     after another in one process with POLARS_MAX_THREADS=1, with a clock around each of
-    its stages (decompress and split, classify, skim, decode, type), summed over the
-    files. The real read runs a process per core; the profile says where a core's time
-    goes.
+    its stages (decompress and split, classify, decode, times, checks, typing), summed
+    over the files. The real read runs a process per core; the profile says where a
+    core's time goes.
 
 "x I/O floor" is the floor's lines/s divided by the step's (how many times slower than
 merely reading the lines); "x parse floor" likewise, with the json_decode parse floor.
@@ -76,17 +76,17 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 import zstandard
 
-from limitaudit.analysis.facts import decisions_needed
+from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import DEFAULT_TZ
 from limitaudit.read import decode, reader
-from limitaudit.read.discover import discover
 from limitaudit.read.decode import JSON_DOC
+from limitaudit.read.discover import discover
 from limitaudit.read.parse import TEXT_LINE
 from limitaudit.read.reader import Reader
 
@@ -222,7 +222,8 @@ STAGES = (
     (reader, "parse_records", "the rest of decoding (event kinds, messages, hashes)"),
     (reader, "record_times", "times (`record_times`)"),
     (reader, "checked", "check the values (`checked`)"),
-    (reader, "kept_by", "pick the decisions the audit keeps (`kept_by`)"),
+    (reader, "kept_by", "pick the decisions the audit keeps (`kept_by`, `action_fields`)"),
+    (reader, "action_fields", "pick the decisions the audit keeps (`kept_by`, `action_fields`)"),
     (reader, "type_checked", "type what is kept (`type_checked`)"),
     (reader, "stamps_of", _KEEP),
     (reader, "compact", _KEEP),
@@ -233,7 +234,7 @@ REST = "the rest (pre-reasons, stack traces, line accounting, parking)"
 class Clock:
     """Seconds spent inside `with clock:`, summed, less those of the clocks started inside."""
 
-    running: list[Clock] = []
+    running: ClassVar[list[Clock]] = []
 
     def __init__(self) -> None:
         self.seconds, self._start = 0.0, 0.0
@@ -288,12 +289,13 @@ def read_profile(directory: Path) -> dict[str, Any]:
     for owner, name, stage in STAGES:
         setattr(owner, name, _clocked(getattr(owner, name), clocks[stage]))
     whole = Clock()
-    decisions = decisions_needed(AuditOptions())  # what `audit` reads
+    decisions = decisions_needed(AuditOptions())  # what `audit` reads, and whole
+    detail = decisions_detailed(AuditOptions())
     logs = [f for f in discover([directory]) if f.is_log]
     lines = 0
     with tempfile.TemporaryDirectory() as folder:  # where a reader parks what it keeps
         for file_id, source in enumerate(logs):
-            read = Reader(DEFAULT_TZ, None, decisions, None, Path(folder))
+            read = Reader(DEFAULT_TZ, None, decisions, None, Path(folder), detail)
             with whole:
                 read.read(file_id, source)
             lines += read.files[0].counts["lines"]

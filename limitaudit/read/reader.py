@@ -74,6 +74,7 @@ class Reader:
         # With `detail`, the decision table keeps ACTION_FIELDS of every decision kept, and
         # the decisions `detail` keeps wait here whole, a list a bucket of their users.
         self.details: list[Kept] = [[] for _ in range(BUCKETS)]
+        self.detailed: list[pl.DataFrame] = []  # the file's, until it is parked
         self.ledger: Kept = []
         self.keys: Kept = []
         self.stamps: Kept = []
@@ -103,33 +104,42 @@ class Reader:
     def _kept(self) -> list[tuple[str, Kept]]:
         named = [("ledger", self.ledger), ("keys", self.keys), ("stamps", self.stamps)]
         named += [("rejects", self.rejects), ("stacks", self.stacks)]
-        named += [(f"detail-b{b:02d}", parts) for b, parts in enumerate(self.details)]
         return named + [(f"event-{e}", parts) for e, parts in self.events.items()]
 
     def _park(self, file_id: int) -> None:
         """Make what the file's blocks kept one frame a kind, written to the reader's folder
-        when it is large (a small one costs more to write than it fragments); a file's
-        details, a frame a bucket, all go there when they are large together."""
-        details = sum(
-            f.height for parts in self.details for f in parts if isinstance(f, pl.DataFrame)
-        )
+        when it is large (a small one costs more to write than it fragments); the file's
+        details, a frame a bucket."""
         for name, parts in self._kept():
             frame = lazy(parts, {}).collect() if parts else None
-            if frame is not None and name.startswith(("event-", "detail-")):
+            if frame is not None and name.startswith("event-"):
                 # In line order: a block's records are decoded a kind of document at a
                 # time (JSON and logback, a message's literal and regex forms).
                 frame = frame.sort("line")
             if frame is None or frame.height == 0:
                 parts.clear()
-            elif (
-                self.folder is None
-                or (details if name[:7] == "detail-" else frame.height) < PARK_ROWS
-            ):
+            elif self.folder is None or frame.height < PARK_ROWS:
                 parts[:] = [frame]
             else:
                 path = self.folder / f"{file_id}-{name}.arrow"
                 frame.write_ipc(path)
                 parts[:] = [path]
+        if self.detailed:
+            self._park_details(file_id, pl.concat(self.detailed).sort("line"))
+            self.detailed = []
+
+    def _park_details(self, file_id: int, details: pl.DataFrame) -> None:
+        buckets = details.with_columns(bucket_expr().alias("_bucket")).partition_by(
+            "_bucket", as_dict=True, include_key=False
+        )
+        large = self.folder is not None and details.height >= PARK_ROWS
+        for (b,), rows in buckets.items():
+            if large and self.folder is not None:
+                path = self.folder / f"{file_id}-detail-b{b:02d}.arrow"
+                rows.write_ipc(path)
+                self.details[int(b)].append(path)
+            else:
+                self.details[int(b)].append(rows)
 
     def _flush_spill(self) -> None:
         if self.spill is not None and self.spilling:
@@ -290,13 +300,8 @@ class Reader:
         return bad.select("line", "reason")
 
     def _keep_details(self, table: pl.DataFrame) -> None:
-        if table.height == 0:
-            return
-        parts = table.with_columns(bucket_expr().alias("_bucket")).partition_by(
-            "_bucket", as_dict=True, include_key=False
-        )
-        for (b,), rows in parts.items():
-            self.details[int(b)].append(compact(rows))
+        if table.height:
+            self.detailed.append(compact(table))
 
     # -- the ledger ---------------------------------------------------------------------
 
