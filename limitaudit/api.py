@@ -99,6 +99,7 @@ def trace(
         user_id=user_id,
         options=options,
         decisions=decisions_needed(options, user_id),
+        detail=decisions_detailed(options, user_id),
     )
     return trace_command.trace(loaded, user_id, options)
 

@@ -181,7 +181,7 @@ def test_a_lean_read_audits_as_a_whole_one(
     brief = read_dump([dump_dir], decisions=decisions_needed(options), detail=detail)
     assert_frame_equal(brief.tables["decision"], kept.select(ACTION_FIELDS))
     assert brief.parts is not None and got.facts is not None
-    shares = list(brief.parts(got.facts, True))
+    shares = list(brief.parts(got.facts, True, None))
     assert len(shares) == 16
     parts = pl.concat(s.tables["decision"] for s in shares).sort(list(ORIGIN))
     detailed = kept.select(detail).to_series()
@@ -191,7 +191,7 @@ def test_a_lean_read_audits_as_a_whole_one(
     assert left.drop(ACTION_FIELDS).null_count().sum_horizontal().item() == left.height * (
         left.width - len(ACTION_FIELDS)
     )
-    assert len(list(brief.parts(got.facts, False))) == 1  # users not apart: all at once
+    assert len(list(brief.parts(got.facts, False, None))) == 1  # users not apart: all at once
     for reading in (
         brief,
         read_dump([dump_dir], decisions=decisions_needed(options), detail=detail),

@@ -80,7 +80,7 @@ def _shares(dump: Dump, facts: AuditFacts) -> Iterator[Dump]:
     or when users are not apart (a change_id naming two users ties them together). A store
     read for an audit gives its own shares, read one at a time."""
     if dump.parts is not None:
-        yield from _ahead(dump.parts(facts, dump.scope is None and users_apart(dump)))
+        yield from _ahead(dump.parts(facts, dump.scope is None and users_apart(dump), None))
         return
     shares = -(-dump.tables["decision"].height // PART_ROWS)
     if dump.scope is not None or shares <= 1 or not users_apart(dump):

@@ -24,10 +24,12 @@ def decisions_needed(options: AuditOptions, user_id: str | None = None) -> pl.Ex
     return needed if user_id is None else needed | (pl.col("user_id") == user_id)
 
 
-def decisions_detailed(options: AuditOptions) -> pl.Expr:
+def decisions_detailed(options: AuditOptions, user_id: str | None = None) -> pl.Expr:
     """Of the decisions an audit reads, those it reads whole (read_dump's `detail`): those
-    that can explain a zeroing. Of the others it reads no more than `actions` does."""
-    return pl.col("limit_after") <= options.below_fen
+    that can explain a zeroing, and for a trace every one of its user's. Of the others it
+    reads no more than `actions` does."""
+    detailed = pl.col("limit_after") <= options.below_fen
+    return detailed if user_id is None else detailed | (pl.col("user_id") == user_id)
 
 
 # Users are attributed a share at a time, each share holding about this many of the

@@ -155,8 +155,9 @@ class Dump:
     # A store read for an audit leaves its per-user tables empty, and a read of files for
     # an audit keeps only ACTION_FIELDS of the decisions in them: each reads its users here
     # instead, a share at a time, each share as `only` gives it with the facts given (all
-    # at once where the users are not apart: see analysis.facts.users_apart).
-    parts: Callable[[AuditFacts, bool], Iterator[Dump]] | None = None
+    # at once where the users are not apart: see analysis.facts.users_apart); given a
+    # user id, a read of files gives the share of that user's bucket alone.
+    parts: Callable[[AuditFacts, bool, str | None], Iterator[Dump]] | None = None
 
     @property
     def readable(self) -> bool:
@@ -203,7 +204,9 @@ class Dump:
         def users() -> pl.Series:
             return pl.concat(whole[name].select("user_id") for name in USER_TABLES)["user_id"]
 
-        one = self.only(pl.col("user_id") == user_id, facts)
+        # A read for an audit holds its decisions whole by bucket, apart: the user's.
+        rows = next(self.parts(facts, True, user_id)) if self.parts is not None else self
+        one = rows.only(pl.col("user_id") == user_id, facts)
         one.scope = Scope(user_id, facts, users)
         return one
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from limitaudit.model.dump import BUCKETS, Dump, FileReport, Finding, bucket_expr
+from limitaudit.model.dump import BUCKETS, Dump, FileReport, Finding, bucket_expr, bucket_of
 from limitaudit.model.schema import ORIGIN
 
 if TYPE_CHECKING:
@@ -96,17 +96,19 @@ SHARE_ROWS = 125_000
 
 def _shares_of(
     dump: Dump, details: list[pl.LazyFrame], detail: pl.Expr, dups: pl.DataFrame
-) -> Callable[[AuditFacts, bool], Iterator[Dump]]:
+) -> Callable[[AuditFacts, bool, str | None], Iterator[Dump]]:
     """Dump.parts of a read for an audit: its users a share of buckets at a time, each
     share's decisions whole where `detail` keeps them, ACTION_FIELDS alone (the rest null)
     where not, as a read that kept them all would give them."""
 
-    def parts(facts: AuditFacts, apart: bool) -> Iterator[Dump]:
+    def parts(facts: AuditFacts, apart: bool, user_id: str | None = None) -> Iterator[Dump]:
         brief = dump.tables["decision"]
         shares = max(1, min(BUCKETS, -(-brief.height // SHARE_ROWS))) if apart else 1
+        groups = [[b for b in range(BUCKETS) if b % shares == part] for part in range(shares)]
+        if user_id is not None:
+            groups = [[bucket_of(user_id)]]
         schema = details[0].collect_schema()
-        for part in range(shares):
-            mine = [b for b in range(BUCKETS) if b % shares == part]
+        for mine in groups:
             share = bucket_expr().is_in(mine)
             rest = brief.filter(share & ~detail.fill_null(False))
             whole = without(pl.concat([details[b] for b in mine]), dups)

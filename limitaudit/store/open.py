@@ -100,7 +100,7 @@ def _open(
     dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
     if in_parts:
         assert facts is not None
-        dump.parts = lambda _facts, _apart: _parts(data, buckets, dump, facts, decisions)
+        dump.parts = lambda _facts, _apart, _user: _parts(data, buckets, dump, facts, decisions)
     if keys:
         dump.keys = pl.read_parquet(data / "keys.parquet")
         dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
