@@ -119,8 +119,8 @@ def _decode(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
     try:
         return docs.str.json_decode(dtype), pl.repeat(False, len(docs), eager=True)
     except pl.exceptions.PolarsError:
-        if len(docs) <= 1:
-            return pl.Series(docs.name, [None] * len(docs), dtype=dtype), pl.Series([True])
+        if len(docs) == 1:
+            return pl.Series(docs.name, [None], dtype=dtype), pl.Series([True])
     step = -(-len(docs) // PIECES)
     pieces = [_decode(docs.slice(at, step), dtype) for at in range(0, len(docs), step)]
     # One chunk: a string column whose chunks a later filter leaves empty makes `pl.format`
@@ -133,7 +133,10 @@ def _decode(docs: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
 
 def parse_records(lines: pl.DataFrame) -> tuple[list[pl.DataFrame], pl.DataFrame]:
     """Decode record candidates (line, text, fmt). Returns the records, a frame a kind of
-    document (see `raw_fields`), and the rejected lines (line, reason)."""
+    document: line, ts_text, ts_ms, level, service, host, trace_id, event, that kind's
+    fields as strings (a decision's rules as a list of rules of strings, and whether it
+    writes credit_score), and the line's hashes h1, h2; and the rejected lines (line,
+    reason)."""
     records: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
     for (fmt,), group in lines.group_by("fmt", maintain_order=True):

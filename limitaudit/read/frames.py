@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from limitaudit.model.dump import STAMP_SCHEMA
+from limitaudit.model.dump import STAMP_SCHEMA, bucket_expr
 from limitaudit.model.schema import ORIGIN, DType
 from limitaudit.read.parse import REJECTED, LineClass
 
@@ -34,6 +34,14 @@ def compact(frame: pl.DataFrame) -> pl.DataFrame:
     copy = pl.from_arrow(frame.to_arrow())
     assert isinstance(copy, pl.DataFrame)
     return copy
+
+
+def by_bucket(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """A frame's rows by the bucket of their user (model.dump.bucket_expr)."""
+    parts = frame.with_columns(bucket_expr().alias("_bucket")).partition_by(
+        "_bucket", as_dict=True, include_key=False
+    )
+    return {int(b): rows for (b,), rows in parts.items()}
 
 
 def stamps_of(table: pl.DataFrame, event: str) -> pl.DataFrame:

@@ -25,12 +25,11 @@ from limitaudit.model.dump import (
     Progress,
     SourceFile,
     Spill,
-    bucket_expr,
 )
 from limitaudit.model.schema import ACTION_FIELDS, EVENTS, LEDGER_SCHEMA, event_schema
 from limitaudit.read.decode import REJECTS, parse_records
 from limitaudit.read.discover import HEADER, host_from_name, service_from_name
-from limitaudit.read.frames import Kept, compact, lazy, overrule, stamps_of
+from limitaudit.read.frames import Kept, by_bucket, compact, lazy, overrule, stamps_of
 from limitaudit.read.ledger import csv_block, parquet_export
 from limitaudit.read.lines import ReadOutcome, read_blocks
 from limitaudit.read.normalise import (
@@ -129,17 +128,14 @@ class Reader:
             self.detailed = []
 
     def _park_details(self, file_id: int, details: pl.DataFrame) -> None:
-        buckets = details.with_columns(bucket_expr().alias("_bucket")).partition_by(
-            "_bucket", as_dict=True, include_key=False
-        )
-        large = self.folder is not None and details.height >= PARK_ROWS
-        for (b,), rows in buckets.items():
-            if large and self.folder is not None:
-                path = self.folder / f"{file_id}-detail-b{b:02d}.arrow"
-                rows.write_ipc(path)
-                self.details[int(b)].append(path)
+        folder = self.folder if details.height >= PARK_ROWS else None
+        for b, rows in by_bucket(details).items():
+            if folder is None:
+                self.details[b].append(rows)
             else:
-                self.details[int(b)].append(rows)
+                path = folder / f"{file_id}-detail-b{b:02d}.arrow"
+                rows.write_ipc(path)
+                self.details[b].append(path)
 
     def _flush_spill(self) -> None:
         if self.spill is not None and self.spilling:

@@ -23,6 +23,7 @@ from limitaudit.read.discover import (
     PARTIAL_GENERATION,
     STORE_MANIFEST,
 )
+from limitaudit.read.frames import by_bucket
 from limitaudit.read.settle import repeats, without
 from limitaudit.store.layout import (
     BUCKETS,
@@ -53,10 +54,7 @@ class DecisionSpill:
 
     def __call__(self, table: pl.DataFrame) -> None:
         part = f"{os.getpid()}-{next(_PARTS):06d}"
-        by_bucket = table.with_columns(bucket_expr(BUCKETS).alias("_bucket")).partition_by(
-            "_bucket", as_dict=True, include_key=False
-        )
-        for (b,), rows in by_bucket.items():
+        for b, rows in by_bucket(table).items():
             # Arrow IPC, uncompressed: read back once, soon, and the fastest to write and
             # read (Parquet with lz4 took twice as long).
             rows.write_ipc(self.folder / f"b{b:02d}" / f"p{part}.arrow", compression="uncompressed")
