@@ -9,10 +9,10 @@ As a library::
     limitaudit.trace("2088102000000161", "sample_logs").timeline
     limitaudit.scan("sample_logs").totals
 
-`scan`, `audit`, `trace` and `ingest` are documented in `limitaudit.api`. They are loaded
-on first use: importing limitaudit imports neither Polars nor the rest of the package, so
-that the command line can set Polars' allocator first (launch.py) and a caller pays only
-for what it uses.
+`scan`, `audit`, `incidents`, `owed`, `trace` and `ingest` are documented in
+`limitaudit.api`. They are loaded on first use: importing limitaudit imports neither
+Polars nor the rest of the package, so that the command line can set Polars' allocator
+first (launch.py) and a caller pays only for what it uses.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "audit", "ingest", "scan", "trace"]
+__all__ = ["__version__", "audit", "incidents", "ingest", "owed", "scan", "trace"]
 
 if TYPE_CHECKING:
-    from limitaudit.api import audit, ingest, scan, trace
+    from limitaudit.api import audit, incidents, ingest, owed, scan, trace
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("audit", "ingest", "scan", "trace"):
+    if name in ("audit", "incidents", "ingest", "owed", "scan", "trace"):
         from limitaudit import api  # noqa: PLC0415
 
         return getattr(api, name)

@@ -18,14 +18,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.analysis.match import CHANGES
 from limitaudit.commands import audit as audit_command
+from limitaudit.commands import incidents as incidents_command
+from limitaudit.commands import owed as owed_command
 from limitaudit.commands import scan as scan_command
 from limitaudit.commands import trace as trace_command
 from limitaudit.commands.audit import AuditResult
+from limitaudit.commands.incidents import IncidentsResult
+from limitaudit.commands.owed import OwedResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.errors import UsageError
 from limitaudit.model.audit import AuditOptions
-from limitaudit.model.dump import Progress
+from limitaudit.model.dump import Dump, Progress
 from limitaudit.store import load
 
 if TYPE_CHECKING:
@@ -64,8 +68,16 @@ def audit(
     `tolerance` is the clock tolerance, in seconds, for matching by time.
     """
     options = audit_options(below, tolerance)
+    return audit_command.audit(_audit_read(dump, below, tolerance, tz, progress), options)
+
+
+def _audit_read(
+    dump: DumpPaths, below: float, tolerance: float, tz: str | None, progress: Progress | None
+) -> Dump:
+    """The dump as an audit reads it (only the decisions it uses, most on disk)."""
+    options = audit_options(below, tolerance)
     check_tz(tz)
-    loaded = load(
+    return load(
         _paths(dump),
         tz,
         options=options,
@@ -73,7 +85,43 @@ def audit(
         decisions=decisions_needed(options),
         detail=decisions_detailed(options),
     )
-    return audit_command.audit(loaded, options)
+
+
+def incidents(
+    dump: DumpPaths,
+    *,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+    progress: Progress | None = None,
+) -> IncidentsResult:
+    """Every incident: the audit's zeroings by cause and cause_ref (but `risk_policy` and
+    `unexplained`, summed apart by rule and by engine silence), each with the users it hit,
+    the limit it took, how they recovered, and what caused it, as data and as a sentence.
+    Options as `audit`'s."""
+    return incidents_command.incidents_of(
+        _audit_read(dump, below, tolerance, tz, progress), audit_options(below, tolerance)
+    )
+
+
+def owed(
+    dump: DumpPaths,
+    *,
+    include_unexplained: bool = False,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+    progress: Progress | None = None,
+) -> OwedResult:
+    """The users still owed a limit: zeroed by a cause not of their own making
+    (system_error, data_anomaly, parameter_error, model_regression; `include_unexplained`
+    adds unexplained zeroings) and, where the dump ends, still below the limit they had
+    before; the latest such zeroing a user, largest shortfall first."""
+    return owed_command.owed_of(
+        _audit_read(dump, below, tolerance, tz, progress),
+        audit_options(below, tolerance),
+        include_unexplained,
+    )
 
 
 def trace(

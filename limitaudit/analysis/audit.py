@@ -175,20 +175,24 @@ def _decisions(zero: pl.DataFrame, dump: Dump, ctx: Context) -> pl.DataFrame:
 
 
 def _with_notices(out: pl.DataFrame, dump: Dump, offsets: pl.DataFrame) -> pl.DataFrame:
-    """Was the user told? A user_notice for the user within 24 h after the zeroing."""
+    """Was the user told? A user_notice for the user within 24 h after the zeroing
+    (`notified`), and after the restore (`restore_notified`)."""
     notices = corrected(dump.tables["user_notice"].select("host", "ts", "user_id"), offsets)
-    told = (
-        out.select("zid", "user_id", "changed_at")
-        .join(notices.select("user_id", "cts"), on="user_id")
-        .filter(
-            (pl.col("cts") >= pl.col("changed_at") - pl.duration(minutes=5))
-            & ((pl.col("cts") - pl.col("changed_at")).dt.total_milliseconds() <= NOTICE_WINDOW_MS)
+    for name, at in (("notified", "changed_at"), ("restore_notified", "restored_at")):
+        told = (
+            out.select("zid", "user_id", at)
+            .drop_nulls(at)
+            .join(notices.select("user_id", "cts"), on="user_id")
+            .filter(
+                (pl.col("cts") >= pl.col(at) - pl.duration(minutes=5))
+                & ((pl.col("cts") - pl.col(at)).dt.total_milliseconds() <= NOTICE_WINDOW_MS)
+            )
+            .select("zid")
+            .unique()
+            .with_columns(pl.lit(True).alias(name))
         )
-        .select("zid")
-        .unique()
-        .with_columns(pl.lit(True).alias("notified"))
-    )
-    return out.join(told, on="zid", how="left").with_columns(pl.col("notified").fill_null(False))
+        out = out.join(told, on="zid", how="left").with_columns(pl.col(name).fill_null(False))
+    return out
 
 
 def ledger_gaps(ledger: pl.DataFrame, acts: pl.DataFrame, tol: int) -> pl.DataFrame:

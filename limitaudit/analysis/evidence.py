@@ -163,6 +163,8 @@ def finish(out: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
             "change_id",
             record.fill_null("").alias("record"),
             pl.col("host").fill_null(""),
+            yuan("limit_now").alias("limit_now"),
+            "restore_notified",
         )
         .select(CSV_COLUMNS)
     )

@@ -68,6 +68,11 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
         pl.col(list(nxt)).backward_fill(),
     )
     inside = pl.col("restore_user") == pl.col("user_id")
+    # The user's limit where the dump ends: their last row's (the ledger is in user order).
+    last = pl.col("user_id") != pl.col("user_id").shift(-1)
+    with_next = with_next.with_columns(
+        pl.when(last.fill_null(True)).then(pl.col("limit_after")).backward_fill().alias("limit_now")
+    )
     zero = with_next.filter(
         (pl.col("limit_before") > below_fen) & (pl.col("limit_after") <= below_fen)
     )

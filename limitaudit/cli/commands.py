@@ -207,6 +207,81 @@ def audit(
     raise typer.Exit(guarded(run))
 
 
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
+]
+
+
+@app.command()
+def incidents(
+    dump: OptionalDumpArg = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    output: OutputOpt = None,
+    tz: TzOpt = None,
+) -> None:
+    """Every incident (a cause and its cause_ref): users hit, limit taken, recovery, what
+    caused it, and its zeroings over time."""
+
+    def run() -> None:
+        check_format(fmt, "table", "csv", "json")
+        paths = resolve_dump(dump)
+        if output is not None:
+            check_writable(output, "--output")
+        with line_progress(stderr()) as advance:
+            result = api.incidents(paths, below=below, tolerance=tolerance, tz=tz, progress=advance)
+        _emit_result(result, fmt, output, f"{result.incidents.height:,} incident(s)")
+
+    guarded(run)
+
+
+@app.command()
+def owed(
+    dump: OptionalDumpArg = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    include_unexplained: Annotated[
+        bool,
+        typer.Option(
+            "--include-unexplained", help="Count unexplained zeroings too (cause: unexplained)."
+        ),
+    ] = False,
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    output: OutputOpt = None,
+    tz: TzOpt = None,
+) -> None:
+    """Who is still owed a limit a cause not of their own making took, and how much: the
+    compensation list, largest shortfall first."""
+
+    def run() -> None:
+        check_format(fmt, "table", "csv", "json")
+        paths = resolve_dump(dump)
+        if output is not None:
+            check_writable(output, "--output")
+        with line_progress(stderr()) as advance:
+            result = api.owed(
+                paths,
+                include_unexplained=include_unexplained,
+                below=below,
+                tolerance=tolerance,
+                tz=tz,
+                progress=advance,
+            )
+        _emit_result(result, fmt, output, f"{result.owed.height:,} user(s) owed a limit")
+
+    guarded(run)
+
+
+def _emit_result(result: object, fmt: str, output: Path | None, written: str) -> None:
+    """A result to stdout, or to `output` (atomically) saying so on stderr."""
+    if output is None:
+        emit(lambda: render_result(result, fmt, sys.stdout, stdout()))
+        return
+    write_atomic(output, lambda fh: render_result(result, fmt, fh, file_console(fh)))
+    stderr().print(f"{written} written to {output}", highlight=False)
+
+
 @app.command()
 def trace(
     user: Annotated[str, typer.Argument(help="The user_id to trace.", show_default=False)],

@@ -47,6 +47,10 @@ CSV_COLUMNS = [
     "change_id",
     "record",
     "host",
+    # The user's limit where the dump ends (their last ledger row), and whether they were
+    # told of the restore (a notice within 24 hours after it).
+    "limit_now",
+    "restore_notified",
 ]
 
 

@@ -24,6 +24,12 @@ def iso_expr(column: str | pl.Expr) -> pl.Expr:
     return col.dt.convert_time_zone("UTC").dt.to_string(ISO_MS)
 
 
+def from_iso(column: str | pl.Expr) -> pl.Expr:
+    """A time as `iso_expr` writes it, read back (UTC, milliseconds)."""
+    col = pl.col(column) if isinstance(column, str) else column
+    return col.str.to_datetime(ISO_MS, time_unit="ms", time_zone="UTC")
+
+
 def yuan(col: str | pl.Expr) -> pl.Expr:
     """Fen as a yuan string with two decimals: 5000007 -> "50000.07"."""
     fen = pl.col(col) if isinstance(col, str) else col

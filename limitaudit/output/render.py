@@ -16,12 +16,15 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from limitaudit.commands.audit import AuditResult
+from limitaudit.commands.incidents import IncidentsResult
 from limitaudit.commands.ingest import IngestResult
+from limitaudit.commands.owed import OwedResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.model.audit import CAUSES
 from limitaudit.model.dump import Finding
 from limitaudit.model.format import ISO_MS
+from limitaudit.output.incidents import incidents_csv, incidents_table, owed_csv, owed_table
 from limitaudit.output.tables import Cell, Col, fitted
 
 
@@ -130,13 +133,7 @@ CSV_ROWS = 50_000
 
 
 def write_audit_csv(result: AuditResult, out: TextIO, bom: bool = False) -> None:
-    if bom:
-        out.write("\ufeff")
-
-    def csv(part: pl.DataFrame, to: io.BytesIO, first: bool) -> None:
-        spreadsheet_safe(part).write_csv(to, include_header=first, datetime_format=ISO_MS)
-
-    _write_rows(result.zeroings, out, csv)
+    write_frame_csv(result.zeroings, out, bom)
 
 
 def write_audit_ndjson(result: AuditResult, out: TextIO) -> None:
@@ -298,6 +295,40 @@ def _print_findings(result: AuditResult, console: Console) -> None:
             console.print(_finding_line(finding), highlight=False)
         if len(result.findings) > 10:
             console.print(f"  … and {len(result.findings) - 10:,} more")
+
+
+# -- incidents and the users owed a limit ----------------------------------------------
+
+
+@render_result.register
+def _(result: IncidentsResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "csv":
+        write_frame_csv(incidents_csv(result), out)
+    elif fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+    else:
+        incidents_table(result, console)
+
+
+@render_result.register
+def _(result: OwedResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "csv":
+        write_frame_csv(owed_csv(result), out)
+    elif fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+    else:
+        owed_table(result, console)
+
+
+def write_frame_csv(frame: pl.DataFrame, out: TextIO, bom: bool = False) -> None:
+    """A result's rows as CSV that a spreadsheet opens without running a cell as a formula."""
+    if bom:
+        out.write("\ufeff")
+
+    def csv(part: pl.DataFrame, to: io.BytesIO, first: bool) -> None:
+        spreadsheet_safe(part).write_csv(to, include_header=first, datetime_format=ISO_MS)
+
+    _write_rows(frame, out, csv)
 
 
 # -- trace ----------------------------------------------------------------------------

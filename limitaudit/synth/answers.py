@@ -247,3 +247,104 @@ def detail_frame(world: World, z: pl.DataFrame, log: DumpLog) -> pl.DataFrame:
         param_version=pl.when(~pl.lit(pl.Series(manual, dtype=pl.Boolean))).then(pl.col("pv")),
         model_version=pl.when(~pl.lit(pl.Series(manual, dtype=pl.Boolean))).then(pl.col("model")),
     )
+
+
+# What a correct `limitaudit incidents` and `limitaudit owed` print, from the same facts.
+INCIDENT_CAUSES = ("manual", "system_error", "data_anomaly", "parameter_error", "model_regression")
+NOT_OWN_RISK = ("system_error", "data_anomaly", "parameter_error", "model_regression")
+NOTICE_BEFORE_MS = 5 * 60 * 1000
+NOTICE_AFTER_MS = 24 * 3600 * 1000
+
+
+def with_outcome(z: pl.DataFrame, sim: Sim, recs: Records, log: DumpLog) -> pl.DataFrame:
+    """The answers `z` with each user's limit where the dump's ledger ends (`now`, cents)
+    and whether the user was sent a notice that reached the dump within five minutes
+    before to a day after the zeroing (`told`)."""
+    last = (
+        sim.written.sort("u", "changed_at", "eid")
+        .group_by("u", maintain_order=True)
+        .last()
+        .select("u", now="after")
+    )
+    lost = set(log.loss_reason)
+    notices = recs.notices.filter(~pl.col("drop") & ~pl.col("rec_id").is_in(list(lost))).select(
+        u=pl.col("user_id").cast(pl.Int64) - USER_ID_BASE, nt="t"
+    )
+    told = (
+        z.select("eid", "u", "changed_at")
+        .join(notices, on="u")
+        .filter(
+            (pl.col("nt") >= pl.col("changed_at") - NOTICE_BEFORE_MS)
+            & (pl.col("nt") - pl.col("changed_at") <= NOTICE_AFTER_MS)
+        )
+        .select("eid")
+        .unique()
+        .with_columns(told=pl.lit(True))
+    )
+    return (
+        z.join(last, on="u", how="left", maintain_order="left")
+        .join(told, on="eid", how="left", maintain_order="left")
+        .with_columns(pl.col("told").fill_null(False))
+    )
+
+
+def incidents_frame(z: pl.DataFrame) -> pl.DataFrame:
+    """One row an incident: a cause with its cause_ref, but the users' own risk and what
+    nothing explains; most users hit first."""
+    order = {c: i for i, c in enumerate(INCIDENT_CAUSES)}
+    user = pl.col("user_id")
+    return (
+        z.filter(pl.col("cause").is_in(INCIDENT_CAUSES))
+        .group_by("cause", "cause_ref")
+        .agg(
+            first_zeroed_at=pl.col("zeroed_at").min(),
+            last_zeroed_at=pl.col("zeroed_at").max(),
+            zeroings=pl.len().cast(pl.Int64),
+            users=user.n_unique().cast(pl.Int64),
+            removed=pl.col("before").sum(),
+            recovered_full=(pl.col("recovery") == "full").sum().cast(pl.Int64),
+            recovered_partial=(pl.col("recovery") == "partial").sum().cast(pl.Int64),
+            recovered_none=(pl.col("recovery") == "none").sum().cast(pl.Int64),
+            still_at_zero=user.filter(pl.col("now") <= 0).n_unique().cast(pl.Int64),
+        )
+        .with_columns(
+            limit_removed=money("removed"),
+            _order=pl.col("cause").replace_strict(order, return_dtype=pl.Int64),
+        )
+        .sort(["users", "zeroings", "_order", "cause_ref"], descending=[True, True, False, False])
+        .select(
+            "cause",
+            "cause_ref",
+            "first_zeroed_at",
+            "last_zeroed_at",
+            "zeroings",
+            "users",
+            "limit_removed",
+            "recovered_full",
+            "recovered_partial",
+            "recovered_none",
+            "still_at_zero",
+        )
+    )
+
+
+def owed_frame(z: pl.DataFrame) -> pl.DataFrame:
+    """Each user a cause not of their own making zeroed (the latest such zeroing) who is
+    still below the limit they had before it; largest shortfall first."""
+    mine = z.filter(pl.col("cause").is_in(NOT_OWN_RISK)).sort("changed_at", "u", "eid")
+    latest = mine.group_by("u", maintain_order=True).last()
+    return (
+        latest.with_columns(short=pl.col("before") - pl.col("now"))
+        .filter(pl.col("short") > 0)
+        .sort(["short", "user_id"], descending=[True, False])
+        .select(
+            "user_id",
+            "cause",
+            "cause_ref",
+            "zeroed_at",
+            "limit_before",
+            limit_now=money("now"),
+            shortfall=money("short"),
+            notified="told",
+        )
+    )

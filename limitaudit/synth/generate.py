@@ -11,7 +11,15 @@ from pathlib import Path
 
 import polars as pl
 
-from limitaudit.synth.answers import CAUSES, attribute, audit_frame, detail_frame
+from limitaudit.synth.answers import (
+    CAUSES,
+    attribute,
+    audit_frame,
+    detail_frame,
+    incidents_frame,
+    owed_frame,
+    with_outcome,
+)
 from limitaudit.synth.dump import DumpLog, DumpWriter
 from limitaudit.synth.records import build_records
 from limitaudit.synth.simulate import USER_ID_BASE, Sim, keep_zeroing_events, simulate
@@ -127,6 +135,9 @@ def generate(out: Path, answers: Path, options: SynthOptions) -> SynthResult:
     z = attribute(world, sim, recs, log)
     _write_csv(answers / "audit.csv", audit_frame(z))
     _write_csv(answers / "zeroings.csv", detail_frame(world, z, log))
+    outcome = with_outcome(z, sim, recs, log)
+    _write_csv(answers / "incidents.csv", incidents_frame(outcome))
+    _write_csv(answers / "owed.csv", owed_frame(outcome))
     by_line = {"file": pl.String, "line": pl.Int64, "kind": pl.String}
     for name, rows, schema in (
         ("dirt.csv", log.dirt, by_line),
