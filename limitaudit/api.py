@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limitaudit.analysis import whatif as whatif_analysis
 from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.analysis.match import CHANGES
 from limitaudit.commands import audit as audit_command
@@ -22,11 +23,13 @@ from limitaudit.commands import incidents as incidents_command
 from limitaudit.commands import owed as owed_command
 from limitaudit.commands import scan as scan_command
 from limitaudit.commands import trace as trace_command
+from limitaudit.commands import whatif as whatif_command
 from limitaudit.commands.audit import AuditResult
 from limitaudit.commands.incidents import IncidentsResult
 from limitaudit.commands.owed import OwedResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
+from limitaudit.commands.whatif import WhatIfResult
 from limitaudit.errors import UsageError
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import Dump, Progress
@@ -122,6 +125,32 @@ def owed(
         audit_options(below, tolerance),
         include_unexplained,
     )
+
+
+def whatif(
+    dump: DumpPaths,
+    *,
+    settings: dict[str, float] | None = None,
+    undo: Sequence[str] = (),
+    models: dict[str, str] | None = None,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+    progress: Progress | None = None,
+) -> WhatIfResult:
+    """Every logged decision replayed under another configuration, by the engine's rule
+    catalogue: `settings` gives parameters other values (`{"score_cutoff": 650}`), `undo`
+    takes releases back (as if never applied), `models` swaps a model version's scores for
+    another's (`{"credit-v8.3": "credit-v8.2"}`, where the dump holds both: a canary). The
+    result: each decision whose outcome changes, per rule and in all, and the ledger
+    zeroings that would not have happened. Options as `audit`'s."""
+    options = audit_options(below, tolerance)
+    check_tz(tz)
+    what = whatif_analysis.WhatIf(dict(settings or {}), tuple(undo), dict(models or {}))
+    whatif_analysis.check(what)
+    # Every decision, whole: one that changed nothing may zero under another configuration.
+    loaded = load(_paths(dump), tz, progress=progress)
+    return whatif_command.whatif_of(loaded, options, what)
 
 
 def trace(

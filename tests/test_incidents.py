@@ -58,17 +58,17 @@ def test_incidents_and_owed_are_synths_answers(world: tuple[Path, Path, int]) ->
     assert got.to_dicts() == want.select(FIRST_OWED_COLUMNS).to_dicts(), f"seed {seed}"
 
 
-def test_a_store_serves_incidents_and_owed_as_its_dump_does(
+def test_a_store_serves_incidents_owed_and_whatif_as_its_dump_does(
     world: tuple[Path, Path, int], tmp_path: Path
 ) -> None:
     dump_dir, _, _ = world
     store = tmp_path / "store"
     ingest_store([dump_dir], store)
-    for command in ("incidents", "owed"):
+    for command, *args in (("incidents",), ("owed",), ("whatif", "--set", "score_cutoff=650")):
         for fmt in ("csv", "json"):
             raw, stored = (
-                invoke(command, str(dump_dir), "-f", fmt),
-                invoke(command, str(store), "-f", fmt),
+                invoke(command, str(dump_dir), *args, "-f", fmt),
+                invoke(command, str(store), *args, "-f", fmt),
             )
             assert raw.exit_code == stored.exit_code == ExitStatus.OK, stored.stderr
             assert stored.stdout == raw.stdout, (command, fmt)

@@ -218,10 +218,10 @@ def _observed() -> pl.Expr:
     return pl.coalesce(pl.col("observed").cast(pl.Float64, strict=False), from_catalogue)
 
 
-def _state_seq(rules: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
-    """Each rule's configuration state (`state_seq`): the last parameter change its
-    decision's param_version names, or for a decision naming none, the last change before
-    it; -1 is the configuration before the dump's first change."""
+def config_state(rules: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
+    """Each rule's (or decision's) configuration state (`state_seq`): the last parameter
+    change its decision's param_version names, or for a decision naming none, the last
+    change before it; -1 is the configuration before the dump's first change."""
     versions = dict(params.group_by("param_version").agg(pl.col("seq").max()).iter_rows())
     seq_by_version = pl.col("param_version").replace_strict(
         versions, default=-1, return_dtype=pl.Int64
@@ -245,7 +245,7 @@ def _with_param_state(rules: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """Each rule with the change that brought its parameter's value in (c_*), whether that
     was rolled back, its threshold, and whether it would fire at the value before."""
     params = ctx.params
-    rules = _state_seq(rules.with_row_index("rid"), params)
+    rules = config_state(rules.with_row_index("rid"), params)
     changes = params.select(
         "param",
         pl.col("seq").cast(pl.Int64).alias("c_seq"),

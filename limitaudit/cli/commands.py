@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -271,6 +272,107 @@ def owed(
         _emit_result(result, fmt, output, f"{result.owed.height:,} user(s) owed a limit")
 
     guarded(run)
+
+
+@app.command()
+def whatif(
+    dump: OptionalDumpArg = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="PARAM=VALUE: a parameter at another value (repeatable)."),
+    ] = None,
+    undo: Annotated[
+        list[str] | None,
+        typer.Option("--undo", help="RELEASE: as if that release had never been applied."),
+    ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="VERSION=OTHER: OTHER's scores for VERSION's decisions (both in the dump).",
+        ),
+    ] = None,
+    fail_if: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-if-new-zeroings",
+            help="N users, or P% of the users decided: exit 1 when more would be newly zeroed.",
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    output: OutputOpt = None,
+    tz: TzOpt = None,
+) -> None:
+    """Replay every decision under another configuration: how many users it would zero or
+    spare, by rule, and which ledger zeroings would not have happened."""
+
+    def run() -> int:
+        check_format(fmt, "table", "csv", "json")
+        limit = _new_zeroings_limit(fail_if)
+        paths = resolve_dump(dump)
+        if output is not None:
+            check_writable(output, "--output")
+        with line_progress(stderr()) as advance:
+            result = api.whatif(
+                paths,
+                settings={k: _number(v, k) for k, v in _pairs(settings, "--set").items()},
+                undo=undo or [],
+                models=_pairs(models, "--model"),
+                below=below,
+                tolerance=tolerance,
+                tz=tz,
+                progress=advance,
+            )
+        _emit_result(result, fmt, output, f"{result.changes.height:,} decision(s)")
+        if limit is None:
+            return int(ExitStatus.OK)
+        count, share = limit
+        allowed = count if share is None else share / 100 * result.totals["users_decided"]
+        new = result.new_zeroings()
+        if new > allowed:
+            stderr().print(
+                f"failing: {new:,} user(s) newly zeroed, more than --fail-if-new-zeroings "
+                f"{fail_if}",
+                highlight=False,
+            )
+            return int(ExitStatus.FINDINGS)
+        return int(ExitStatus.OK)
+
+    raise typer.Exit(guarded(run))
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise UsageError(f"{option} {value}: write NAME=VALUE")
+        pairs[name.strip()] = rest.strip()
+    return pairs
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--set {name}={text}: not a number") from None
+
+
+def _new_zeroings_limit(value: str | None) -> tuple[float, float | None] | None:
+    """--fail-if-new-zeroings: (N, None) for N users, (0, P) for P% of those decided."""
+    if value is None:
+        return None
+    text = value.strip()
+    share = text.endswith("%")
+    try:
+        number = float(text.removesuffix("%"))
+    except ValueError:
+        number = -1.0
+    if not math.isfinite(number) or number < 0 or (share and number > 100):
+        raise UsageError(f"--fail-if-new-zeroings {value}: give N users or P%")
+    return (0.0, number) if share else (number, None)
 
 
 def _emit_result(result: object, fmt: str, output: Path | None, written: str) -> None:

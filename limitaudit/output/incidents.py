@@ -1,4 +1,4 @@
-"""Incidents and the users owed a limit as tables, CSV and JSON (render_result's)."""
+"""Incidents, the users owed a limit and what-ifs as tables and CSV (render_result's)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.text import Text
 from limitaudit.analysis.incidents import DETAIL_COLUMNS, INCIDENT_COLUMNS, OWED_COLUMNS
 from limitaudit.commands.incidents import IncidentsResult
 from limitaudit.commands.owed import OwedResult
+from limitaudit.commands.whatif import WHATIF_COLUMNS, WhatIfResult
 from limitaudit.output.tables import Cell, Col, fitted
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -126,3 +127,52 @@ def owed_table(result: OwedResult, console: Console) -> None:
     cols += [Col("limit before", right=True), Col("limit now", right=True)]
     cols += [Col("shortfall", right=True), Col("notified"), Col("also zeroed by", wraps=True)]
     console.print(fitted(console, title, cols, rows))
+
+
+def whatif_csv(result: WhatIfResult) -> pl.DataFrame:
+    return result.changes.select(WHATIF_COLUMNS)
+
+
+def whatif_table(result: WhatIfResult, console: Console) -> None:
+    t, what = result.totals, result.what
+    asked = [f"--set {k}={v:g}" for k, v in what.settings.items()]
+    asked += [f"--undo {r}" for r in what.undo]
+    asked += [f"--model {v}={o}" for v, o in what.models.items()]
+    console.print(
+        Text.assemble(
+            ("What if: ", "bold"),
+            " ".join(asked) or "nothing changed",
+            f" — {t['decisions']:,} decisions of {t['users_decided']:,} users replayed",
+        ),
+        highlight=False,
+    )
+    rows: list[list[Cell]] = [
+        [label, f"{t[f'decisions_{key}']:,}", f"{t[f'users_{key}']:,}"]
+        for key, label in (
+            ("newly_zeroed", "newly zeroed"),
+            ("no_longer_zeroed", "no longer zeroed"),
+            ("newly_reduced", "newly reduced"),
+        )
+    ]
+    cols = [Col("outcome"), Col("decisions", right=True), Col("users", right=True)]
+    console.print(fitted(console, "Decisions whose outcome would change", cols, rows))
+    if result.by_rule.height:
+        rows = [
+            [r["rule"], f"{r['decisions']:,}", f"{r['users']:,}", f"{r['unevaluable']:,}"]
+            for r in result.by_rule.iter_rows(named=True)
+        ]
+        cols = [Col("rule"), Col("firing changes (decisions)", right=True)]
+        cols += [Col("users", right=True), Col("not evaluable (kept as logged)", right=True)]
+        console.print(fitted(console, "By rule", cols, rows))
+    spared = result.spared
+    console.print(
+        f"Ledger zeroings that would not have happened: {t['zeroings_spared']:,}",
+        highlight=False,
+    )
+    for r in spared.iter_rows(named=True):
+        console.print(
+            f"  {r['cause']}: {r['zeroings']:,} zeroing(s) of {r['users']:,} user(s), "
+            f"such as {', '.join(r['sample'])}",
+            highlight=False,
+            markup=False,
+        )

@@ -21,10 +21,18 @@ from limitaudit.commands.ingest import IngestResult
 from limitaudit.commands.owed import OwedResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
+from limitaudit.commands.whatif import WhatIfResult
 from limitaudit.model.audit import CAUSES
 from limitaudit.model.dump import Finding
 from limitaudit.model.format import ISO_MS
-from limitaudit.output.incidents import incidents_csv, incidents_table, owed_csv, owed_table
+from limitaudit.output.incidents import (
+    incidents_csv,
+    incidents_table,
+    owed_csv,
+    owed_table,
+    whatif_csv,
+    whatif_table,
+)
 from limitaudit.output.tables import Cell, Col, fitted
 
 
@@ -318,6 +326,16 @@ def _(result: OwedResult, fmt: str, out: TextIO, console: Console) -> None:
         out.write(dumps_json(result.to_data()) + "\n")
     else:
         owed_table(result, console)
+
+
+@render_result.register
+def _(result: WhatIfResult, fmt: str, out: TextIO, console: Console) -> None:
+    if fmt == "csv":
+        write_frame_csv(whatif_csv(result), out)
+    elif fmt == "json":
+        out.write(dumps_json(result.to_data()) + "\n")
+    else:
+        whatif_table(result, console)
 
 
 def write_frame_csv(frame: pl.DataFrame, out: TextIO, bom: bool = False) -> None:
