@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ import zstandard
 
 from limitaudit.model.dump import COUNTS, Dump, FileReport
 from limitaudit.read import read_dump
+from limitaudit.synth import SynthOptions, generate
 
 ABSENT: Any = object()
 # 10:12:03.481 in Shanghai.
@@ -142,3 +145,28 @@ def read(root: Path | Sequence[Path], tz: str = "Asia/Shanghai") -> Dump:
     for file in dump.files:
         assert_identity(file)
     return dump
+
+
+def _seed() -> int:
+    return int(os.environ.get("LIMITAUDIT_TEST_SEED") or random.SystemRandom().randrange(10**6))
+
+
+FLEETS = [
+    {"text_share": 0.5},
+    {"text_share": 1.0, "change_ids": False, "max_skew_s": 110.0},
+    {"text_share": 0.0, "max_skew_s": 110.0},
+]
+
+
+# Synth worlds of three fleets, on a fresh seed each run (LIMITAUDIT_TEST_SEED repeats one):
+# read, never written to, by every test that holds a command to synth's answers.
+@pytest.fixture(scope="session", params=range(len(FLEETS)), ids=["mixed", "text-no-ids", "json"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, int]:
+    seed = _seed() + request.param
+    users = 250 + seed % 300
+    root = tmp_path_factory.mktemp(f"synth{seed}")
+    options = SynthOptions(users=users, seed=seed, **FLEETS[request.param])  # type: ignore[arg-type]
+    generate(root / "dump", root / "answers", options)
+    return root / "dump", root / "answers", seed

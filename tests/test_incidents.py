@@ -10,30 +10,16 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 import limitaudit
 from limitaudit.analysis.incidents import INCIDENT_COLUMNS, OWED_COLUMNS, by_silence, owed
 from limitaudit.commands.ingest import ingest_store
 from limitaudit.model.format import ISO_MS
 from limitaudit.status import ExitStatus
-from limitaudit.synth import SynthOptions, generate
 from tests.test_cli import dump, golden, invoke  # noqa: F401 - `dump` is a fixture
-from tests.test_known_answers import FLEETS, _seed
 
 FIRST_INCIDENT_COLUMNS = INCIDENT_COLUMNS[:11]
 FIRST_OWED_COLUMNS = OWED_COLUMNS[:8]
-
-
-@pytest.fixture(scope="module", params=range(len(FLEETS)), ids=["mixed", "text-no-ids", "json"])
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path, int]:
-    seed = _seed() + 17 + request.param
-    root = tmp_path_factory.mktemp(f"incidents{seed}")
-    options = SynthOptions(users=250 + seed % 300, seed=seed, **FLEETS[request.param])  # type: ignore[arg-type]
-    generate(root / "dump", root / "answers", options)
-    return root / "dump", root / "answers", seed
 
 
 def _answers(path: Path) -> pl.DataFrame:

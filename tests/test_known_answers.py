@@ -9,8 +9,6 @@ a duplicate; and the audit against the generator's answers.
 from __future__ import annotations
 
 import gzip
-import os
-import random
 import zlib
 from pathlib import Path
 
@@ -28,7 +26,6 @@ from limitaudit.model.audit import AuditOptions
 from limitaudit.model.schema import ACTION_FIELDS, ORIGIN
 from limitaudit.read import read_dump
 from limitaudit.read import settle as settle_module
-from limitaudit.synth import SynthOptions, generate
 
 REJECTED_KINDS = {
     "garbled",
@@ -40,29 +37,6 @@ REJECTED_KINDS = {
     "ledger_garbled",
 }
 DUPLICATE_KINDS = {"duplicate", "ledger_duplicate"}
-
-
-def _seed() -> int:
-    return int(os.environ.get("LIMITAUDIT_TEST_SEED") or random.SystemRandom().randrange(10**6))
-
-
-FLEETS = [
-    {"text_share": 0.5},
-    {"text_share": 1.0, "change_ids": False, "max_skew_s": 110.0},
-    {"text_share": 0.0, "max_skew_s": 110.0},
-]
-
-
-@pytest.fixture(scope="module", params=range(len(FLEETS)), ids=["mixed", "text-no-ids", "json"])
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path, int]:
-    seed = _seed() + request.param
-    users = 250 + seed % 300
-    root = tmp_path_factory.mktemp(f"synth{seed}")
-    options = SynthOptions(users=users, seed=seed, **FLEETS[request.param])  # type: ignore[arg-type]
-    generate(root / "dump", root / "answers", options)
-    return root / "dump", root / "answers", seed
 
 
 def physical_lines(path: Path) -> int:

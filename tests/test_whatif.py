@@ -21,7 +21,6 @@ from limitaudit.model.schema import Rule
 from limitaudit.read import read_dump
 from limitaudit.status import ExitStatus
 from tests.test_cli import dump, golden, invoke  # noqa: F401 - `dump` is a fixture
-from tests.test_incidents import world  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).parent.parent
 
@@ -37,7 +36,7 @@ def _blamed(result: Any) -> dict[str, set[tuple[str, str]]]:
 @pytest.mark.parametrize("where", ["sample", "world"])
 def test_undoing_a_blamed_release_spares_exactly_the_zeroings_blamed_on_it(
     where: str,
-    world: tuple[Path, Path, int],  # noqa: F811
+    world: tuple[Path, Path, int],
 ) -> None:
     dump_dir = ROOT / "sample_logs" if where == "sample" else world[0]
     blamed = _blamed(limitaudit.audit(dump_dir))
