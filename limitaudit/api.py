@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
+
 from limitaudit.analysis import whatif as whatif_analysis
 from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.analysis.match import CHANGES
@@ -148,8 +150,16 @@ def whatif(
     check_tz(tz)
     what = whatif_analysis.WhatIf(dict(settings or {}), tuple(undo), dict(models or {}))
     whatif_analysis.check(what)
-    # Every decision, whole: one that changed nothing may zero under another configuration.
-    loaded = load(_paths(dump), tz, progress=progress)
+    # Every decision whole, on disk by bucket: one that changed nothing may zero under
+    # another configuration. The audit's own read besides, for the zeroings they explain.
+    loaded = load(
+        _paths(dump),
+        tz,
+        options=options,
+        progress=progress,
+        decisions=decisions_needed(options),
+        detail=pl.lit(True),
+    )
     return whatif_command.whatif_of(loaded, options, what)
 
 

@@ -65,11 +65,29 @@ def whatif_of(dump: Dump, options: AuditOptions, what: WhatIf) -> WhatIfResult:
     """Replay every decision of `dump` under `what` (see analysis.whatif)."""
     _check(dump, what)
     result = audit(dump, options)
-    assert result.facts is not None
-    offsets = result.facts.offsets
-    params = param_history(corrected(dump.tables["param_change"], offsets))
-    decisions = corrected(dump.tables["decision"], offsets)
-    replayed = replay(decisions, params, what)
+    facts = result.facts
+    assert facts is not None
+    params = param_history(corrected(dump.tables["param_change"], facts.offsets))
+    # A read for an audit holds every decision whole on disk, by bucket: replayed a share
+    # of the users at a time (a user's decisions are all in one, as a model swap needs).
+    shares = [dump] if dump.parts is None else dump.parts(facts, True, None)
+    parts, served = [], set()
+    totals = {"decisions": 0, "users_decided": 0}
+    # Of a share, only what changes is kept: most decisions replay as they were logged.
+    moved = (
+        (pl.col("outcome_logged") != pl.col("outcome_whatif"))
+        | (pl.col("changed").list.len() > 0)
+        | (pl.col("unevaluable").list.len() > 0)
+    )
+    for share in shares:
+        decisions = corrected(share.tables["decision"], facts.offsets)
+        served |= set(decisions["model_version"].drop_nulls())
+        totals["decisions"] += decisions.height
+        # A user's decisions are all in one share: the users add up.
+        totals["users_decided"] += decisions["user_id"].n_unique()
+        parts.append(replay(decisions, params, what).filter(moved))
+    _check_models(what, served)
+    replayed = pl.concat(parts).sort("file_id", "line")
     explained = _explained(result.zeroings, dump)
     rows = replayed.join(explained, on=["file_id", "line"], how="left", maintain_order="left")
     logged, later = pl.col("outcome_logged"), pl.col("outcome_whatif")
@@ -78,7 +96,6 @@ def whatif_of(dump: Dump, options: AuditOptions, what: WhatIf) -> WhatIfResult:
         "no_longer_zeroed": (logged == "zero") & (later != "zero"),
         "newly_reduced": (later == "reduce") & (logged != "reduce"),
     }
-    totals = {"decisions": rows.height, "users_decided": rows["user_id"].n_unique()}
     for name, flip in flips.items():
         hit = rows.filter(flip)
         totals[f"decisions_{name}"] = hit.height
@@ -105,12 +122,14 @@ def whatif_of(dump: Dump, options: AuditOptions, what: WhatIf) -> WhatIfResult:
 
 def _check(dump: Dump, what: WhatIf) -> None:
     """A what-if that names what the dump does not hold is a usage error: it would change
-    nothing, silently."""
+    nothing, silently (a model version: see _check_models)."""
     releases = set(dump.tables["param_change"]["release_id"].drop_nulls())
     unknown = [r for r in what.undo if r not in releases]
     if unknown:
         raise UsageError(f"--undo: no parameter change of release {', '.join(unknown)} in the dump")
-    served = set(dump.tables["decision"]["model_version"].drop_nulls())
+
+
+def _check_models(what: WhatIf, served: set[str]) -> None:
     for version, other in what.models.items():
         missing = [v for v in (version, other) if v not in served]
         if missing:

@@ -45,9 +45,10 @@ def read_dump(
     counted and stamped.
 
     With `detail`, the read is an audit's: its decision table holds ACTION_FIELDS alone of
-    every decision kept (what the audit facts read), and the decisions `detail` keeps wait
-    on disk whole, by bucket, for the audit to read its users a share at a time
-    (`Dump.parts`): at 20 million lines they would take a gigabyte of memory at once."""
+    every decision kept (what the audit facts read), and the decisions `detail` keeps (of
+    all, kept or not) wait on disk whole, by bucket, for the audit to read its users a
+    share at a time (`Dump.parts`): at 20 million lines they would take a gigabyte of
+    memory at once."""
     sources = discover(inputs)
     if not sources:
         raise DumpError("the dump holds no files")

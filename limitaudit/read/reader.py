@@ -288,7 +288,8 @@ class Reader:
                 table = type_checked(kept, event)
             else:
                 table = action_fields(kept, event)
-                self._keep_details(type_checked(kept_by(kept, self.detail, event), event))
+                # From every decision: a what-if holds more whole than the audit reads.
+                self._keep_details(type_checked(kept_by(good, self.detail, event), event))
         else:
             table = type_checked(good, event)
         if table.height:

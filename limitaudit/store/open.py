@@ -238,4 +238,8 @@ def load(
         )
     if user_id is not None and one_user_reads(manifest, options or AuditOptions()):
         return open_store(directory, user_id)
+    # A share holds whole the decisions either filter keeps (the audit's `detail` is among
+    # its `decisions`; a what-if's is every decision).
+    if decisions is not None and detail is not None:
+        decisions = decisions | detail
     return open_store(directory, decisions=decisions, options=options)
