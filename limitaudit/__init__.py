@@ -9,7 +9,7 @@ As a library::
     limitaudit.trace("2088102000000161", "sample_logs").timeline
     limitaudit.scan("sample_logs").totals
 
-`scan`, `audit`, `incidents`, `owed`, `whatif`, `trace` and `ingest` are documented in
+`scan`, `audit`, `incidents`, `owed`, `whatif`, `report`, `trace` and `ingest` are documented in
 `limitaudit.api`. They are loaded on first use: importing limitaudit imports neither
 Polars nor the rest of the package, so that the command line can set Polars' allocator
 first (launch.py) and a caller pays only for what it uses.
@@ -20,10 +20,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "audit", "incidents", "ingest", "owed", "scan", "trace", "whatif"]
+__all__ = [
+    "__version__",
+    "audit",
+    "incidents",
+    "ingest",
+    "owed",
+    "report",
+    "scan",
+    "trace",
+    "whatif",
+]
 
 if TYPE_CHECKING:
-    from limitaudit.api import audit, incidents, ingest, owed, scan, trace, whatif
+    from limitaudit.api import audit, incidents, ingest, owed, report, scan, trace, whatif
 
 
 def __getattr__(name: str) -> Any:

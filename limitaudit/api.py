@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,12 +24,14 @@ from limitaudit.analysis.match import CHANGES
 from limitaudit.commands import audit as audit_command
 from limitaudit.commands import incidents as incidents_command
 from limitaudit.commands import owed as owed_command
+from limitaudit.commands import report as report_command
 from limitaudit.commands import scan as scan_command
 from limitaudit.commands import trace as trace_command
 from limitaudit.commands import whatif as whatif_command
 from limitaudit.commands.audit import AuditResult
 from limitaudit.commands.incidents import IncidentsResult
 from limitaudit.commands.owed import OwedResult
+from limitaudit.commands.report import ReportResult
 from limitaudit.commands.scan import ScanResult
 from limitaudit.commands.trace import TraceResult
 from limitaudit.commands.whatif import WhatIfResult
@@ -126,6 +129,28 @@ def owed(
         _audit_read(dump, below, tolerance, tz, progress),
         audit_options(below, tolerance),
         include_unexplained,
+    )
+
+
+def report(
+    dump: DumpPaths,
+    *,
+    below: float = 0.0,
+    tolerance: float = 120.0,
+    tz: str | None = None,
+    progress: Progress | None = None,
+    made_at: datetime | None = None,
+) -> ReportResult:
+    """What an incident review looks at: the zeroings per minute by cause, what changed
+    around them (parameter changes and rollbacks, model deploys, failed feed batches,
+    engine silences, error bursts), every incident with its users at zero over time and
+    those still owed a limit, and the dump's accounting. `limitaudit.output.report`
+    draws it as a page. `made_at` stamps it (default: now). Options as `audit`'s."""
+    from limitaudit import __version__  # noqa: PLC0415
+
+    loaded = _audit_read(dump, below, tolerance, tz, progress)
+    return report_command.report_of(
+        loaded, audit_options(below, tolerance), __version__, _paths(dump), made_at
     )
 
 

@@ -6,8 +6,9 @@ import math
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 
@@ -382,6 +383,70 @@ def _emit_result(result: object, fmt: str, output: Path | None, written: str) ->
         return
     write_atomic(output, lambda fh: render_result(result, fmt, fh, file_console(fh)))
     stderr().print(f"{written} written to {output}", highlight=False)
+
+
+@app.command()
+def report(
+    dump: OptionalDumpArg = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report here: one self-contained HTML page."),
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also write the timeline as a PNG image.")
+    ] = None,
+    svg: Annotated[
+        Path | None, typer.Option("--svg", help="Also write the timeline as an SVG image.")
+    ] = None,
+    below: BelowOpt = 0.0,
+    tolerance: ToleranceOpt = 120.0,
+    tz: TzOpt = None,
+) -> None:
+    """A page for an incident review: the zeroings over time with what changed, each
+    incident with its users at zero and still owed, and the dump's accounting. It opens
+    offline; --png/--svg write the timeline as an image for a ticket."""
+
+    def run() -> None:
+        targets = {"--output": output, "--png": png, "--svg": svg}
+        if all(path is None for path in targets.values()):
+            raise UsageError("say where to write the report: --output FILE.html, --png or --svg")
+        for option, path in targets.items():
+            if path is not None:
+                check_writable(path, option)
+        # Imported here: the charting libraries take a second to load, which no other
+        # command should pay.
+        from limitaudit.output import report as page  # noqa: PLC0415
+
+        paths = resolve_dump(dump)
+        with line_progress(stderr()) as advance:
+            result = api.report(paths, below=below, tolerance=tolerance, tz=tz, progress=advance)
+        written = []
+        if output is not None:
+            text = page.html(result)
+            write_atomic(output, lambda fh: fh.write(text))
+            written.append(f"{output} ({_size(len(text.encode()))})")
+        for path, fmt in ((png, "png"), (svg, "svg")):
+            if path is not None:
+                data = page.image(result, fmt)
+                write_atomic(path, partial(_write_bytes, data=data))
+                written.append(f"{path} ({_size(len(data))})")
+        found = result.incidents
+        stderr().print(
+            f"{found.incidents.height:,} incident(s) among {found.audit.zeroings.height:,} "
+            f"zeroing(s); written: {', '.join(written)}",
+            highlight=False,
+        )
+
+    guarded(run)
+
+
+def _write_bytes(fh: TextIO, *, data: bytes) -> None:
+    fh.flush()
+    fh.buffer.write(data)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
 @app.command()

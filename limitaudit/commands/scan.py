@@ -68,15 +68,16 @@ class ScanResult:
 def scan(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
     """What `dump` holds, file by file, its line accounting, findings and clock offsets."""
     dump.require_readable()
+    files, totals, rejects = summaries(dump)
+    offsets = host_offsets(dump, actions(dump).with_row_index("act_id"), tolerance_ms)
+    return ScanResult(files, totals, dump.findings, rejects, dump.tz, offsets)
+
+
+def summaries(dump: Dump) -> tuple[list[FileSummary], dict[str, int], pl.DataFrame]:
+    """Each file of `dump` summed up, the totals over them, and every rejected line."""
     rejects = reject_table(dump)
-    reasons = (
-        rejects.with_columns(pl.col("reason").str.replace_all(r"'[^']*'", "…").alias("reason"))
-        .group_by("file", "reason")
-        .len()
-        .sort(["file", "len", "reason"], descending=[False, True, False])
-    )
     by_file: dict[str, list[tuple[str, int]]] = {}
-    for file, reason, n in reasons.iter_rows():
+    for file, reason, n in reject_reasons(rejects, "file").iter_rows():
         by_file.setdefault(file, []).append((reason, n))
     files = [
         FileSummary(
@@ -95,8 +96,18 @@ def scan(dump: Dump, tolerance_ms: int = 120_000) -> ScanResult:
     ]
     totals = {c: sum(f.counts[c] for f in dump.files) for c in COUNTS}
     totals["files"] = len(dump.files)
-    offsets = host_offsets(dump, actions(dump).with_row_index("act_id"), tolerance_ms)
-    return ScanResult(files, totals, dump.findings, rejects, dump.tz, offsets)
+    return files, totals, rejects
+
+
+def reject_reasons(rejects: pl.DataFrame, *by: str) -> pl.DataFrame:
+    """Rejected lines counted by reason (and `by`), most first; the values a reason quotes
+    are left out, so that one reason is one row."""
+    return (
+        rejects.with_columns(pl.col("reason").str.replace_all(r"'[^']*'", "…").alias("reason"))
+        .group_by(*by, "reason")
+        .len()
+        .sort([*by, "len", "reason"], descending=[False] * len(by) + [True, False])
+    )
 
 
 def reject_table(dump: Dump) -> pl.DataFrame:
