@@ -25,6 +25,8 @@ class TraceResult:
     user_id: str
     timeline: pl.DataFrame  # time, kind, what, record
     zeroings: pl.DataFrame  # the audit rows of this user
+    # time, limit (fen): the limit each of the user's ledger rows left.
+    limits: pl.DataFrame
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -77,7 +79,22 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         user_id,
         _timeline(dump, user_id, result, options),
         result.zeroings.filter(pl.col("user_id") == user_id),
+        _limits(dump.ledger.filter(pl.col("user_id") == user_id)),
     )
+
+
+def _limits(ledger: pl.DataFrame) -> pl.DataFrame:
+    """The user's limit over time: what each of its ledger rows left, and before the
+    first, the limit it found (where it found one: a grant from nothing shows no limit
+    before it), a twentieth of the span earlier (a minute at least), so that it shows."""
+    rows = ledger.sort("changed_at")
+    at = pl.col("changed_at")
+    lead = pl.max_horizontal((at.max() - at.min()) / 20, pl.duration(minutes=1))
+    before = rows.select((at.first() - lead).alias("time"), pl.col("limit_before").first())
+    after = rows.select(at.alias("time"), pl.col("limit_after").alias("limit"))
+    return pl.concat(
+        [before.rename({"limit_before": "limit"}).filter(pl.col("limit") > 0), after]
+    ).drop_nulls()
 
 
 def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptions) -> pl.DataFrame:

@@ -124,7 +124,7 @@ def _bars(per_minute: pl.DataFrame, domain: list[str], zoom: bool) -> alt.Chart:
         .properties(name=BARS)
     )
     if zoom:
-        bars = bars.add_params(alt.selection_interval(bind="scales", encodings=["x"]))
+        bars = bars.add_params(alt.selection_interval(name="zoom", bind="scales", encodings=["x"]))
     return cast(alt.Chart, bars)
 
 

@@ -11,22 +11,7 @@ from limitaudit.commands.incidents import IncidentsResult
 from limitaudit.commands.owed import OwedResult
 from limitaudit.commands.whatif import WHATIF_COLUMNS, WhatIfResult
 from limitaudit.output.tables import Cell, Col, fitted
-
-BARS = "▁▂▃▄▅▆▇█"
-# A sparkline is at most this wide: a longer incident sums several bins into a character.
-SPARK_WIDTH = 24
-
-
-def sparkline(counts: list[int], width: int = SPARK_WIDTH) -> tuple[str, int]:
-    """`counts` as bars, and how many bins each bar sums (more than one when they would be
-    wider than `width`). An empty bin is a space: an incident's pauses show."""
-    step = max(1, -(-len(counts) // width))
-    sums = [sum(counts[i : i + step]) for i in range(0, len(counts), step)]
-    top = max(sums, default=0)
-    if top == 0:
-        return "", step
-    bars = [" " if n == 0 else BARS[min(len(BARS) - 1, (n * len(BARS) - 1) // top)] for n in sums]
-    return "".join(bars), step
+from limitaudit.output.termchart import sparkline
 
 
 def incidents_csv(result: IncidentsResult) -> pl.DataFrame:

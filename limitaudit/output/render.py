@@ -34,6 +34,7 @@ from limitaudit.output.incidents import (
     whatif_table,
 )
 from limitaudit.output.tables import Cell, Col, fitted
+from limitaudit.output.termchart import over_time, step_chart
 
 
 def dumps_json(data: Any) -> str:
@@ -252,17 +253,22 @@ def _causes_table(result: AuditResult, console: Console) -> RenderableType:
     )
     by = {row["cause"]: row for row in stats.iter_rows(named=True)}
     shown = [(cause, by[cause]) for cause in CAUSES if cause in by]
+    lines, per = over_time(z)
     rows: list[list[Cell]] = [
         [
             cause,
             f"{row['n']:,}",
             f"{row['full']:,} / {row['partial']:,} / {row['none']:,}",
             f"{row['notified']:,}",
+            Text(lines.get(cause, ""), style="red" if cause == "unexplained" else "cyan"),
         ]
         for cause, row in shown
     ]
     cols = [Col("cause"), Col("zeroings", right=True)]
     cols += [Col("recovered (full / partial / none)", right=True), Col("notified", right=True)]
+    cols += [Col("over time")]
+    if per:
+        title += f"; over time, {per}"
     styles = ["red" if cause == "unexplained" else None for cause, _ in shown]
     return fitted(console, title, cols, rows, styles=styles)
 
@@ -357,6 +363,9 @@ def _(result: TraceResult, fmt: str, out: TextIO, console: Console) -> None:
     if fmt == "json":
         out.write(dumps_json(result.to_data()) + "\n")
         return
+    if result.limits.height:
+        width = max(20, min(72, console.width - 16))
+        console.print(step_chart(result.limits, width), highlight=False)
     timeline = list(result.timeline.iter_rows(named=True))
     cols = [Col("time (UTC, host clocks corrected)"), Col("kind")]
     cols += [Col("what", wraps=True), Col("record")]
