@@ -123,27 +123,40 @@ def test_per_minute_counts_zeroings_by_minute_cause_and_ref() -> None:
 def test_at_zero_climbs_as_users_are_zeroed_and_falls_as_limits_come_back() -> None:
     z = pl.DataFrame(
         {
-            "cause": ["data_anomaly"] * 3 + ["risk_policy"],
-            "cause_ref": ["cb-1"] * 3 + ["R_FRAUD"],
+            "cause": ["data_anomaly"] * 3 + ["risk_policy"] + ["manual"] * 2,
+            "cause_ref": ["cb-1"] * 3 + ["R_FRAUD", "OPS-1", "OPS-2"],
             "zeroed_at": [
                 "2026-03-14T01:00:00.000Z",
                 "2026-03-14T01:05:00.000Z",
                 "2026-03-14T01:06:00.000Z",
                 "2026-03-14T01:00:00.000Z",
+                "2026-03-14T01:10:00.000Z",
+                "2026-03-14T01:20:00.000Z",
             ],
-            "restored_at": ["2026-03-14T02:00:00.000Z", None, "2026-03-14T01:30:00.000Z", None],
+            "restored_at": [
+                "2026-03-14T02:00:00.000Z",
+                None,
+                "2026-03-14T01:30:00.000Z",
+                None,
+                "2026-03-14T01:40:00.000Z",
+                None,
+            ],
         }
     )
     end = datetime(2026, 3, 14, 3, 0, tzinfo=UTC)
-    got = at_zero(z, end)
-    hours = [datetime(2026, 3, 14, h, m, tzinfo=UTC) for h, m in [(1, 0), (1, 5), (1, 6)]]
-    hours += [datetime(2026, 3, 14, h, m, tzinfo=UTC) for h, m in [(1, 30), (2, 0), (3, 0)]]
+    got = at_zero(z, end).sort("cause", "at")
+
+    def times(*hm: tuple[int, int]) -> list[datetime]:
+        return [datetime(2026, 3, 14, h, m, tzinfo=UTC) for h, m in hm]
+
     expected = pl.DataFrame(
         {
-            "cause": ["data_anomaly"] * 6,
-            "cause_ref": ["cb-1"] * 6,
-            "at": hours,
-            "at_zero": [1, 2, 3, 2, 1, 1],
+            "cause": ["data_anomaly"] * 6 + ["manual"] * 4,
+            # Manual actions together: a ticket is mostly one user.
+            "cause_ref": ["cb-1"] * 6 + [None] * 4,
+            "at": times((1, 0), (1, 5), (1, 6), (1, 30), (2, 0), (3, 0))
+            + times((1, 10), (1, 20), (1, 40), (3, 0)),
+            "at_zero": [1, 2, 3, 2, 1, 1, 1, 2, 1, 1],
         },
         schema_overrides={"at": T},
     )
@@ -184,7 +197,8 @@ def test_page_matches_golden_and_is_self_contained(monkeypatch: pytest.MonkeyPat
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", outside)
     assert "@import" not in outside and "url(" not in outside
     specs = json.loads(re.search(r'id="specs">(.*?)</script>', html, re.S)[1])  # type: ignore[index]
-    assert set(specs) == {"timeline"} | {f"incident-{n}" for n in range(1, 13)}
+    # A chart an incident, the manual actions' tickets one chart together.
+    assert set(specs) == {"timeline", "manual"} | {f"incident-{n}" for n in range(1, 7)}
 
 
 def test_text_of_the_logs_cannot_break_out_of_the_page(tmp_path: Path) -> None:

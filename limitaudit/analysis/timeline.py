@@ -36,6 +36,9 @@ MARKER_SCHEMA = pl.Schema(
     {"kind": pl.String(), "at": Time, "until": Time, "ref": pl.String(), "label": pl.String()}
 )
 _KEY = ["cause", "cause_ref"]
+# The causes whose incidents a report shows together: a manual action's ticket names one
+# user, and a dump of a few days holds hundreds of them.
+GROUPED = ["manual"]
 
 
 def per_minute(zeroings: pl.DataFrame) -> pl.DataFrame:
@@ -49,10 +52,15 @@ def per_minute(zeroings: pl.DataFrame) -> pl.DataFrame:
 
 
 def at_zero(zeroings: pl.DataFrame, end: datetime | None) -> pl.DataFrame:
-    """For each incident, how many of its zeroings were still at zero at each moment:
-    cause, cause_ref, at, at_zero, a step each time a user was zeroed or got a limit back,
-    and a last step at `end` (the dump's end) holding what was left."""
-    z = zeroings.filter(pl.col("cause").is_in(INCIDENT_CAUSES))
+    """For each incident, how many of its zeroings were at zero over time: cause,
+    cause_ref, at, at_zero, a step each minute in which a user was zeroed or got a limit
+    back (the most at zero in it), and a last step at `end` (the dump's end) holding what
+    was left. Manual actions are
+    counted together, under a null cause_ref: a ticket is mostly one user."""
+    whole = pl.col("cause").is_in(GROUPED)
+    z = zeroings.filter(pl.col("cause").is_in(INCIDENT_CAUSES)).with_columns(
+        pl.when(whole).then(None).otherwise(pl.col("cause_ref")).alias("cause_ref")
+    )
     steps = pl.concat(
         [
             z.select(*_KEY, from_iso("zeroed_at").alias("at"), pl.lit(1).alias("step")),
@@ -61,12 +69,16 @@ def at_zero(zeroings: pl.DataFrame, end: datetime | None) -> pl.DataFrame:
             ),
         ]
     )
+    # A step a minute, the most at zero in it: a large incident's users come and go by
+    # the tens of thousands, which no chart needs one by one.
     counted = (
         steps.group_by(*_KEY, "at")
         .agg(pl.col("step").sum())
         .sort(*_KEY, "at")
         .with_columns(pl.col("step").cum_sum().over(_KEY).cast(pl.Int64).alias("at_zero"))
-        .drop("step")
+        .group_by(*_KEY, pl.col("at").dt.truncate("1m"))
+        .agg(pl.col("at_zero").max())
+        .sort(*_KEY, "at")
     )
     last = counted.group_by(_KEY, maintain_order=True).last()
     tail = last.with_columns(pl.max_horizontal(pl.col("at"), pl.lit(end, Time)).alias("at"))

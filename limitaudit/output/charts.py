@@ -103,8 +103,9 @@ def _bars(per_minute: pl.DataFrame, domain: list[str], zoom: bool) -> alt.Chart:
     counted = per_minute.group_by("minute", "cause").agg(pl.col("zeroings").sum())
     bars = (
         alt.Chart(_iso(counted.sort("minute", "cause")))
-        # A minute is less than a pixel wide over a day: each bar is drawn at least 2 wide.
-        .mark_bar(minBandSize=2)
+        # A minute is less than a pixel wide over a day: each bar is drawn at least 2
+        # pixels wide, and a minute wide once zoomed in that far.
+        .mark_bar(width={"expr": "max(2, scale('x', 60000) - scale('x', 0))"})
         .encode(
             x=alt.X(
                 "minute:T",
@@ -153,15 +154,17 @@ def timeline(result: ReportResult, zoom: bool = True) -> dict[str, Any]:
     return _spec(chart)
 
 
-def incident(result: ReportResult, cause: str, cause_ref: str) -> dict[str, Any]:
+def incident(result: ReportResult, cause: str, cause_ref: str | None) -> dict[str, Any]:
     """One incident: its zeroings per minute with what changed around them, and its users
-    at zero over time, climbing as they were zeroed and falling as limits came back."""
-    key = (pl.col("cause") == cause) & (pl.col("cause_ref") == cause_ref)
-    per_minute = result.timeline.filter(key)
-    at_zero = result.at_zero.filter(key)
+    at zero over time, climbing as they were zeroed and falling as limits came back. With
+    no `cause_ref`, every incident of the cause together (manual actions' tickets)."""
+    mine = pl.col("cause") == cause
+    ref = pl.col("cause_ref")
+    per_minute = result.timeline.filter(mine & (ref == cause_ref if cause_ref else True))
+    at_zero = result.at_zero.filter(mine & (ref == cause_ref if cause_ref else ref.is_null()))
     # The bars span the zeroings and what the incident's own cause_ref did before them
     # (a release hours earlier); the users at zero, until the last came back.
-    own = result.markers.filter(pl.col("ref") == cause_ref)["at"]
+    own = result.markers.filter(pl.col("ref") == (cause_ref or ""))["at"]
     first = cast(datetime, per_minute["minute"].min())
     last = cast(datetime, per_minute["minute"].max())
     start = min([first, *own.filter(own >= first - LOOK_BACK)]) - MARGIN

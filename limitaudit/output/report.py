@@ -17,6 +17,7 @@ import vl_convert
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from limitaudit.analysis.incidents import NOT_OWN_RISK
+from limitaudit.analysis.timeline import GROUPED
 from limitaudit.commands.report import ReportResult
 from limitaudit.model.audit import CAUSES
 from limitaudit.model.format import iso_utc
@@ -57,11 +58,16 @@ def script_json(data: Any) -> str:
 def html(result: ReportResult) -> str:
     """The report as one HTML page, with everything it needs inline."""
     specs = {"timeline": charts.timeline(result)}
-    sections = []
+    sections, tickets = [], []
     for n, row in enumerate(result.incidents.incidents.iter_rows(named=True), start=1):
+        if row["cause"] in GROUPED:
+            tickets.append(_section(result, n, row, "manual"))
+            continue
         chart_id = f"incident-{n}"
         specs[chart_id] = charts.incident(result, row["cause"], row["cause_ref"])
         sections.append(_section(result, n, row, chart_id))
+    if tickets:
+        specs["manual"] = charts.incident(result, "manual", None)
     page = _environment().get_template("report.html.j2")
     return page.render(
         made=result.provenance.to_data(),
@@ -69,6 +75,8 @@ def html(result: ReportResult) -> str:
         causes=_by_cause(result),
         markers=[_marker(m) for m in result.markers.iter_rows(named=True)],
         incidents=sections,
+        tickets=tickets,
+        ticket_users=_users(result, "manual"),
         rules=result.incidents.rules.to_dicts(),
         silences=result.incidents.silences.to_dicts(),
         accounting=_accounting(result),
@@ -86,6 +94,11 @@ def image(result: ReportResult, fmt: str) -> bytes:
     if fmt == "png":
         return bytes(vl_convert.vegalite_to_png(spec, vl_version=charts.VL_VERSION, scale=2))
     raise ValueError(f"no image format {fmt}")
+
+
+def _users(result: ReportResult, cause: str) -> str:
+    z = result.incidents.audit.zeroings
+    return f"{z.filter(pl.col('cause') == cause)['user_id'].n_unique():,}"
 
 
 def _by_cause(result: ReportResult) -> list[dict[str, Any]]:
