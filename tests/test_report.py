@@ -284,6 +284,6 @@ def test_step_chart_shows_the_limit_and_marks_the_time_at_zero() -> None:
         "8,000 ┤████      \n"
         "    0 ┤████    ██\n"
         "      └────▲▲▲▲──\n"
-        "       03-14 00:00 03-14 00:10\n"
+        "       03-14 00:00 03-14 00:08\n"
         "       limit (yuan), lowest in each 1 min; ▲ at zero\n"
     )

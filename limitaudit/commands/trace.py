@@ -79,22 +79,27 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         user_id,
         _timeline(dump, user_id, result, options),
         result.zeroings.filter(pl.col("user_id") == user_id),
-        _limits(dump.ledger.filter(pl.col("user_id") == user_id)),
+        _limits(
+            dump.ledger.filter(pl.col("user_id") == user_id),
+            max((f.last for f in dump.files if f.last is not None), default=None),  # type: ignore[type-var]
+        ),
     )
 
 
-def _limits(ledger: pl.DataFrame) -> pl.DataFrame:
-    """The user's limit over time: what each of its ledger rows left, and before the
-    first, the limit it found (where it found one: a grant from nothing shows no limit
-    before it), a twentieth of the span earlier (a minute at least), so that it shows."""
+def _limits(ledger: pl.DataFrame, end: object) -> pl.DataFrame:
+    """The user's limit over time: what each of its ledger rows left, held to `end` (the
+    dump's last record), and before the first, the limit it found (where it found one: a
+    grant from nothing shows no limit before it), a twentieth of the span earlier (a
+    minute at least), so that it shows."""
     rows = ledger.sort("changed_at")
     at = pl.col("changed_at")
     lead = pl.max_horizontal((at.max() - at.min()) / 20, pl.duration(minutes=1))
-    before = rows.select((at.first() - lead).alias("time"), pl.col("limit_before").first())
+    before = rows.select((at.first() - lead).alias("time"), pl.col("limit_before").alias("limit"))
     after = rows.select(at.alias("time"), pl.col("limit_after").alias("limit"))
-    return pl.concat(
-        [before.rename({"limit_before": "limit"}).filter(pl.col("limit") > 0), after]
-    ).drop_nulls()
+    held = after.tail(1).with_columns(
+        pl.max_horizontal(pl.col("time"), pl.lit(end, dtype=after.schema["time"]))
+    )
+    return pl.concat([before.head(1).filter(pl.col("limit") > 0), after, held]).drop_nulls()
 
 
 def _timeline(dump: Dump, user_id: str, result: AuditResult, options: AuditOptions) -> pl.DataFrame:

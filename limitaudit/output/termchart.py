@@ -98,7 +98,7 @@ def step_chart(limits: pl.DataFrame, width: int = 60, height: int = 5) -> Text:
         if v == 0:
             text.stylize("bold red", len(text) - width + i, len(text) - width + i + 1)
     text.append("\n")
-    left, right = _minute(start), _minute(start + timedelta(milliseconds=step_ms * width))
+    left, right = _minute(start), _minute(end)
     text.append(" " * (pad + 2) + left + right.rjust(max(len(right) + 1, width - len(left))))
     each = _span(timedelta(milliseconds=step_ms))
     text.append(f"\n{' ' * (pad + 2)}limit (yuan), lowest in each {each}; ▲ at zero")
