@@ -287,3 +287,19 @@ def test_step_chart_shows_the_limit_and_marks_the_time_at_zero() -> None:
         "       03-14 00:00 03-14 00:08\n"
         "       limit (yuan), lowest in each 1 min; ▲ at zero\n"
     )
+
+
+def test_terminal_charts_are_coloured_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    user = "2088102000000102"
+    coloured = invoke("trace", user, str(SAMPLE), env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    assert "\x1b[36m█" in coloured.stdout  # the limit, cyan
+    assert "\x1b[1;31m▲" in coloured.stdout  # the time at zero, red
+    audit = invoke("audit", str(SAMPLE), env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    assert "\x1b[36m" in audit.stdout and "▁" in audit.stdout
+    # NO_COLOR takes the colours away (bold stays, as no-color.org asks); piped, no style.
+    asked = invoke("trace", user, str(SAMPLE), env={"NO_COLOR": "1", "FORCE_COLOR": "1"})
+    assert "\x1b[36m" not in asked.stdout and "31m" not in asked.stdout
+    assert "\x1b[1m▲" in asked.stdout
+    piped = invoke("trace", user, str(SAMPLE), env={"NO_COLOR": ""})
+    assert "\x1b[" not in piped.stdout
+    assert piped.stdout.splitlines()[0].startswith("79,600 ┤█")

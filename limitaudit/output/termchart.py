@@ -5,6 +5,7 @@ a terminal); piped, they are plain text."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import groupby
 
 import polars as pl
 from rich.text import Text
@@ -92,11 +93,9 @@ def step_chart(limits: pl.DataFrame, width: int = 60, height: int = 5) -> Text:
         text.append("".join(cells), style="cyan")
         text.append("\n")
     text.append(" " * pad + " └")
-    axis = "".join("▲" if v == 0 else "─" for v in sampled)
-    text.append(axis)
-    for i, v in enumerate(sampled):
-        if v == 0:
-            text.stylize("bold red", len(text) - width + i, len(text) - width + i + 1)
+    for at_zero, run in groupby(sampled, key=lambda v: v == 0):
+        n = len(list(run))
+        text.append("▲" * n if at_zero else "─" * n, style="bold red" if at_zero else "dim")
     text.append("\n")
     left, right = _minute(start), _minute(end)
     text.append(" " * (pad + 2) + left + right.rjust(max(len(right) + 1, width - len(left))))
