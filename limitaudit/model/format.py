@@ -31,15 +31,22 @@ def from_iso(column: str | pl.Expr) -> pl.Expr:
 
 
 def yuan(col: str | pl.Expr) -> pl.Expr:
-    """Fen as a yuan string with two decimals: 5000007 -> "50000.07"."""
+    """Fen as a yuan string with two decimals: 5000007 -> "50000.07", -5 -> "-0.05"."""
     fen = pl.col(col) if isinstance(col, str) else col
+    # On the absolute value: floor division would write -5 fen as "-1.95".
+    size = fen.abs()
     return pl.when(fen.is_not_null()).then(
         pl.concat_str(
-            (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
+            pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+            (size // 100).cast(pl.String),
+            pl.lit("."),
+            (size % 100).cast(pl.String).str.zfill(2),
         )
     )
 
 
 def yuan_text(fen: int | None) -> str:
     """`yuan` for one value; "?" where it is unknown."""
-    return "?" if fen is None else f"{fen // 100}.{fen % 100:02d}"
+    if fen is None:
+        return "?"
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
