@@ -90,9 +90,11 @@ def zeroings(ledger: pl.DataFrame, below_fen: int) -> pl.DataFrame:
             # Milliseconds times 0.001, not "/ 1000": Polars divides a one-row column
             # exactly but multiplies longer ones by the reciprocal, so a one-user audit
             # (trace from a store) would print other last digits than the whole dump's.
-            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() * 0.001).alias(
-                "zero_duration_s"
-            ),
+            # Rounded to the millisecond: the nearest double, which is written shortest
+            # ("16084.979", not the product's "16084.979000000001").
+            ((pl.col("restored_at") - pl.col("changed_at")).dt.total_milliseconds() * 0.001)
+            .round(3)
+            .alias("zero_duration_s"),
         )
         .drop("restore_user")
     )
