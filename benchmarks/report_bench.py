@@ -63,7 +63,7 @@ class Result:
 
 
 def open_times(page: Path, runs: int, charts: int) -> tuple[list[float], list[float]]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    from playwright.sync_api import ConsoleMessage, sync_playwright  # noqa: PLC0415
 
     opened, drawn = [], []
     with sync_playwright() as p:
@@ -72,7 +72,12 @@ def open_times(page: Path, runs: int, charts: int) -> tuple[list[float], list[fl
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             tab = context.new_page()
             errors: list[str] = []
-            tab.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
+
+            def console(message: ConsoleMessage, errors: list[str] = errors) -> None:
+                if message.type == "error":
+                    errors.append(message.text)
+
+            tab.on("console", console)
             start = time.perf_counter()
             tab.goto(page.as_uri(), timeout=120_000)
             tab.wait_for_selector("#chart-timeline[data-ready]", timeout=120_000)

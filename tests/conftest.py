@@ -167,6 +167,6 @@ def world(
     seed = _seed() + request.param
     users = 250 + seed % 300
     root = tmp_path_factory.mktemp(f"synth{seed}")
-    options = SynthOptions(users=users, seed=seed, **FLEETS[request.param])  # type: ignore[arg-type]
+    options = SynthOptions(users=users, seed=seed, **FLEETS[request.param])
     generate(root / "dump", root / "answers", options)
     return root / "dump", root / "answers", seed

@@ -11,6 +11,7 @@ import limitaudit.commands.trace as trace_module
 from limitaudit.analysis.facts import users_apart
 from limitaudit.commands.audit import AuditResult, audit
 from limitaudit.model.audit import AuditOptions
+from limitaudit.model.dump import Dump
 from limitaudit.read import read_dump
 from tests.builders import (
     U1,
@@ -450,8 +451,12 @@ def test_a_change_id_naming_two_users_keeps_trace_on_the_whole_dump(
     )
     assert not users_apart(dump)
     seen = []
-    real = trace_module.audit
-    monkeypatch.setattr(trace_module, "audit", lambda d, o: seen.append(d) or real(d, o))
+
+    def audit_seen(d: Dump, o: AuditOptions) -> AuditResult:
+        seen.append(d)
+        return audit(d, o)
+
+    monkeypatch.setattr(trace_module, "audit", audit_seen)
     got = trace_module.trace(dump, U2, AuditOptions())
     assert seen == [dump]  # not Dump.for_user: the whole dump
     assert got.zeroings.select("user_id", "cause").rows() == [(U2, "risk_policy")]

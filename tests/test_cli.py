@@ -310,7 +310,8 @@ def test_a_bug_exits_70_with_one_line_asking_for_a_report(
 
     monkeypatch.setattr(api, "audit", broken)
     result = invoke("audit", str(dump))
-    assert result.exit_code == ExitStatus.INTERNAL == 70
+    assert result.exit_code == ExitStatus.INTERNAL
+    assert int(ExitStatus.INTERNAL) == 70
     assert result.stdout == ""
     assert result.stderr == (
         "limitaudit: internal error, please report it with the command that led to it: "
@@ -324,7 +325,8 @@ def test_ctrl_c_exits_130_quietly(dump: Path, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(api, "scan", interrupted)
     result = invoke("scan", str(dump))
-    assert result.exit_code == ExitStatus.INTERRUPTED == 130
+    assert result.exit_code == ExitStatus.INTERRUPTED
+    assert int(ExitStatus.INTERRUPTED) == 130
     assert (result.stdout, result.stderr) == ("", "limitaudit: interrupted\n")
 
 

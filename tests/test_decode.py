@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from limitaudit.analysis.match import CHANGES
-from limitaudit.model.dump import ORIGIN
+from limitaudit.model.schema import ORIGIN
 from limitaudit.read import decode as decode_module
 from limitaudit.read import read_dump
 from limitaudit.read.decode import decode, parse_records

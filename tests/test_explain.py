@@ -9,13 +9,13 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from limitaudit.analysis.attribute import Context, explain, model_history, param_history
-from limitaudit.model.schema import Rule, Time
+from limitaudit.model.schema import DType, Rule, Time
 
 T0 = datetime(2026, 3, 14, 2, 0, 0, tzinfo=UTC)
 A, B = "2088100000000001", "2088100000000002"
 TOL = 120_000
 
-PARAM_SCHEMA = {
+PARAM_SCHEMA: dict[str, DType] = {
     "file_id": pl.UInt32,
     "line": pl.UInt32,
     "cts": Time,
@@ -26,7 +26,7 @@ PARAM_SCHEMA = {
     "operator": pl.String,
     "release_id": pl.String,
 }
-DEPLOY_SCHEMA = {
+DEPLOY_SCHEMA: dict[str, DType] = {
     "file_id": pl.UInt32,
     "line": pl.UInt32,
     "cts": Time,
@@ -35,7 +35,7 @@ DEPLOY_SCHEMA = {
     "traffic_pct": pl.Float64,
     "release_id": pl.String,
 }
-ERROR_SCHEMA = {
+ERROR_SCHEMA: dict[str, DType] = {
     "file_id": pl.UInt32,
     "line": pl.UInt32,
     "cts": Time,
@@ -44,8 +44,8 @@ ERROR_SCHEMA = {
     "component": pl.String,
     "error": pl.String,
 }
-BATCH_SCHEMA = {"cts": Time, "batch_id": pl.String}
-DECISION_SCHEMA = {
+BATCH_SCHEMA: dict[str, DType] = {"cts": Time, "batch_id": pl.String}
+DECISION_SCHEMA: dict[str, DType] = {
     "zid": pl.UInt32,
     "cts": Time,
     "user_id": pl.String,
@@ -61,7 +61,12 @@ DECISION_SCHEMA = {
     "rules": pl.List(Rule),
     "fallback": pl.Boolean,
 }
-CAUSE_SCHEMA = {"zid": pl.UInt32, "cause": pl.String, "cause_ref": pl.String, "rule_id": pl.String}
+CAUSE_SCHEMA: dict[str, DType] = {
+    "zid": pl.UInt32,
+    "cause": pl.String,
+    "cause_ref": pl.String,
+    "rule_id": pl.String,
+}
 
 # score_cutoff 600→6000 (rel-bad) and overdue_max_days 30→3 (rel-od), both put back later.
 PARAMS = pl.DataFrame(

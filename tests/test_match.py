@@ -15,27 +15,27 @@ from limitaudit.analysis.match import (
     quote_offsets,
     with_records,
 )
-from limitaudit.model.schema import LEDGER_SCHEMA, Time
+from limitaudit.model.schema import LEDGER_SCHEMA, DType, Time
 
 T0 = datetime(2026, 3, 14, 2, 0, 0, tzinfo=UTC)
 A, B, C, D = (f"208810000000000{i}" for i in range(1, 5))
 TOL = 120_000
-ROWS = {
+ROWS: dict[str, DType] = {
     "row_id": pl.UInt32,
     "user_id": pl.String,
     "change_id": pl.String,
     "changed_at": Time,
     "limit_before": pl.Int64,
 }
-ACTS = {
+ACTS: dict[str, DType] = {
     "act_id": pl.UInt32,
     "user_id": pl.String,
     "change_id": pl.String,
     "cts": Time,
     "limit_before": pl.Int64,
 }
-PAIRS = {"row_id": pl.UInt32, "act_id": pl.UInt32, "matched_by": pl.String}
-OFFSETS = {"host": pl.String, "offset_ms": pl.Int64, "evidence": pl.UInt32}
+PAIRS: dict[str, DType] = {"row_id": pl.UInt32, "act_id": pl.UInt32, "matched_by": pl.String}
+OFFSETS: dict[str, DType] = {"host": pl.String, "offset_ms": pl.Int64, "evidence": pl.UInt32}
 
 
 def at(seconds: float) -> datetime:

@@ -9,11 +9,11 @@ from polars.testing import assert_frame_equal
 
 from limitaudit.analysis.replay import chain_breaks, ordered_ledger, zeroings
 from limitaudit.model.dump import REJECT_SCHEMA, Dump
-from limitaudit.model.schema import LEDGER_SCHEMA, Time
+from limitaudit.model.schema import LEDGER_SCHEMA, DType, Time
 
 T0 = datetime(2026, 3, 14, 2, 0, 0, tzinfo=UTC)
 A, B = "2088100000000001", "2088100000000002"
-RECOVERY = {
+RECOVERY: dict[str, DType] = {
     "change_id": pl.String,
     "restored_at": Time,
     "restored_limit": pl.Int64,
