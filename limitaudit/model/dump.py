@@ -145,8 +145,10 @@ class Dump:
     stamps: pl.LazyFrame | None
     # The hashes of every record line (KEYS_SCHEMA) and the ledger's repeated rows: what a
     # store keeps so that files ingested later are deduplicated against these. Only kept
-    # when asked (settle(keep=True)): the hashes take some 20 bytes a record.
-    keys: pl.DataFrame | None = None
+    # when asked (settle(keep=True)): the hashes take some 20 bytes a record, so a read
+    # leaves them lazy, on its disk as its stamps are, and the store sinks them there
+    # (held whole, they were 500 MB of a 21-million-line ingest's 3 GiB peak).
+    keys: pl.DataFrame | pl.LazyFrame | None = None
     ledger_repeats: pl.DataFrame | None = None
     scope: Scope | None = None
     # Audit facts already known for the whole dump (a store keeps those of one set of

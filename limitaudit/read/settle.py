@@ -77,7 +77,7 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
         findings,
         raw.tz,
         stamps,
-        keys=raw.keys.collect() if keep else None,
+        keys=raw.keys if keep else None,
         ledger_repeats=ledger_dups if keep else None,
     )
     if raw.details is not None and raw.detail is not None:

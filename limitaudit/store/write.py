@@ -144,9 +144,9 @@ def _write_generation(
         _write(dump.tables[name], folder / f"{name}.parquet")
     _write(dump.ledger_repeats, folder / "ledger_repeats.parquet")
     _write(dump.keys, folder / "keys.parquet")
-    # Streamed from the read's files on disk: every record's stamp (some 650 MB at 21
-    # million lines) is never held whole.
-    dump.stamps.sink_parquet(folder / "stamps.parquet", **PARQUET)
+    # Streamed from the read's files on disk, as the keys are: every record's stamp (some
+    # 650 MB at 21 million lines) is never held whole.
+    _write(dump.stamps, folder / "stamps.parquet")
     _write(dump.rejects, folder / "rejects.parquet")
     if facts is not None:
         _write(facts.offsets, folder / "offsets.parquet")
@@ -182,8 +182,11 @@ PARQUET: dict[str, Any] = {
 }
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, **PARQUET)
+def _write(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
+    if isinstance(frame, pl.LazyFrame):
+        frame.sink_parquet(path, **PARQUET)
+    else:
+        frame.write_parquet(path, **PARQUET)
 
 
 def _write_buckets(table: pl.DataFrame, folder: Path, time: str) -> None:
