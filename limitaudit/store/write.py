@@ -62,8 +62,8 @@ class DecisionSpill:
     def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
         """One bucket's decisions, repeats left out, in no particular order."""
         paths = sorted((self.folder / f"b{b:02d}").glob("*.arrow"))
-        rows = pl.scan_ipc(paths).collect() if paths else empty
-        return without(rows, dups)
+        # Read filtered: never the whole bucket and then again without its repeats.
+        return without(pl.scan_ipc(paths) if paths else empty, dups)
 
 
 def write_store(
@@ -166,10 +166,12 @@ def _write_spilled(spill: DecisionSpill, dump: Dump, folder: Path) -> tuple[int,
     empty = pl.DataFrame(schema=event_schema("decision"))
     rows, users = 0, []
     for b in range(BUCKETS):
-        table = spill.bucket(b, empty, dups)
-        _write(table.sort("user_id", time, *ORIGIN), folder / f"b{b:02d}.parquet")
+        # One copy of the bucket at a time: the unsorted one goes as the sorted one comes.
+        table = spill.bucket(b, empty, dups).sort("user_id", time, *ORIGIN)
+        _write(table, folder / f"b{b:02d}.parquet")
         rows += table.height
         users.append(table.select("user_id").unique())
+        del table
     return rows, pl.concat(users)
 
 
