@@ -303,3 +303,29 @@ def test_terminal_charts_are_coloured_on_a_terminal_only(monkeypatch: pytest.Mon
     piped = invoke("trace", user, str(SAMPLE), env={"NO_COLOR": ""})
     assert "\x1b[" not in piped.stdout
     assert piped.stdout.splitlines()[0].startswith("79,600 ┤█")
+
+
+def test_an_incident_without_a_cause_ref_is_drawn_alone(tmp_path: Path) -> None:
+    # Fail-closed decisions with no engine error logged: system_error, cause_ref empty.
+    records = [
+        decision(U1, 20, 50000, 0, [], fallback=True),
+        decision(U2, 40, 30000, 0, [], fallback=True),
+        engine_error(70, "t1", "feature-store", user=U3),
+        decision(U3, 70, 20000, 0, [], fallback=True, trace="t1"),
+    ]
+    ledger = [
+        ledger_row("c1", U1, 20, 50000, 0, "risk_engine"),
+        ledger_row("c2", U2, 40, 30000, 0, "risk_engine"),
+        ledger_row("c3", U3, 70, 20000, 0, "risk_engine"),
+    ]
+    result = api.report(write_dump(tmp_path / "d", records, ledger), made_at=MADE)
+    found = result.incidents.incidents.select("cause", "cause_ref", "zeroings").rows()
+    assert sorted(found) == [("system_error", "", 2), ("system_error", "feature-store", 1)]
+    html = page.html(result)
+    specs = json.loads(re.search(r'id="specs">(.*?)</script>', html, re.S)[1])  # type: ignore[index]
+    bars = {
+        k: sum(len(d) for n, d in v["datasets"].items() if "zeroings" in d[0])
+        for k, v in specs.items()
+        if k.startswith("incident-")
+    }
+    assert sorted(bars.values()) == [1, 2]  # each incident its own minutes, not the cause's

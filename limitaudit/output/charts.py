@@ -160,8 +160,11 @@ def incident(result: ReportResult, cause: str, cause_ref: str | None) -> dict[st
     no `cause_ref`, every incident of the cause together (manual actions' tickets)."""
     mine = pl.col("cause") == cause
     ref = pl.col("cause_ref")
-    per_minute = result.timeline.filter(mine & (ref == cause_ref if cause_ref else True))
-    at_zero = result.at_zero.filter(mine & (ref == cause_ref if cause_ref else ref.is_null()))
+    # An empty cause_ref is one incident's (a failing component no record names); None
+    # is every incident of the cause.
+    whole = cause_ref is None
+    per_minute = result.timeline.filter(mine & (True if whole else ref == cause_ref))
+    at_zero = result.at_zero.filter(mine & (ref.is_null() if whole else ref == cause_ref))
     # The bars span the zeroings and what the incident's own cause_ref did before them
     # (a release hours earlier); the users at zero, until the last came back.
     own = result.markers.filter(pl.col("ref") == (cause_ref or ""))["at"]
