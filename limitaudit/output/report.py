@@ -26,7 +26,6 @@ from limitaudit.output import charts
 # An incident's section lists at most this many of the users it still owes a limit,
 # largest shortfall first: the page stays small; `limitaudit owed` lists them all.
 OWED_SHOWN = 50
-IMAGE_FORMATS = ("png", "svg")
 
 
 @cache
