@@ -19,7 +19,7 @@ from limitaudit.commands.incidents import IncidentsResult, incidents_of
 from limitaudit.commands.scan import FileSummary, reject_reasons, summaries
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import Dump
-from limitaudit.model.format import ISO_MS, iso_utc
+from limitaudit.model.format import iso_times, iso_utc
 
 
 @dataclass(frozen=True)
@@ -65,22 +65,15 @@ class ReportResult:
             "span": {"first": iso_utc(self.first), "last": iso_utc(self.last)},
             "zeroings": self.incidents.audit.zeroings.height,
             "incidents": self.incidents.to_data()["incidents"],
-            "timeline": _plain(self.timeline),
-            "markers": _plain(self.markers),
-            "at_zero": _plain(self.at_zero),
+            "timeline": iso_times(self.timeline).to_dicts(),
+            "markers": iso_times(self.markers).to_dicts(),
+            "at_zero": iso_times(self.at_zero).to_dicts(),
             "owed": self.owed.to_dicts(),
             "files": [f.to_data() for f in self.files],
             "totals": self.totals,
             "rejected_by_reason": [{"reason": r, "lines": n} for r, n in self.reasons.iter_rows()],
             "clock_offsets": self.offsets.to_dicts(),
         }
-
-
-def _plain(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    times = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    return frame.with_columns(
-        pl.col(times).dt.convert_time_zone("UTC").dt.to_string(ISO_MS)
-    ).to_dicts()
 
 
 def report_of(
@@ -96,9 +89,7 @@ def report_of(
     result = found.audit
     assert result.facts is not None
     files, totals, rejects = summaries(dump)
-    firsts = [f.first for f in files if f.first is not None]
-    lasts = [f.last for f in files if f.last is not None]
-    last = max(lasts, default=None)
+    first, last = dump.span()
     return ReportResult(
         incidents=found,
         timeline=per_minute(result.zeroings),
@@ -108,7 +99,7 @@ def report_of(
         files=files,
         totals=totals,
         reasons=reject_reasons(rejects),
-        first=min(firsts, default=None),
+        first=first,
         last=last,
         provenance=Provenance(version, sources, dump.tz, made_at or datetime.now(UTC)),
     )

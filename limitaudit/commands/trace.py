@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -79,14 +80,11 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         user_id,
         _timeline(dump, user_id, result, options),
         result.zeroings.filter(pl.col("user_id") == user_id),
-        _limits(
-            dump.ledger.filter(pl.col("user_id") == user_id),
-            max((f.last for f in dump.files if f.last is not None), default=None),  # type: ignore[type-var]
-        ),
+        _limits(dump.ledger.filter(pl.col("user_id") == user_id), dump.span()[1]),
     )
 
 
-def _limits(ledger: pl.DataFrame, end: object) -> pl.DataFrame:
+def _limits(ledger: pl.DataFrame, end: datetime | None) -> pl.DataFrame:
     """The user's limit over time: what each of its ledger rows left, held to `end` (the
     dump's last record), and before the first, the limit it found (where it found one: a
     grant from nothing shows no limit before it), a twentieth of the span earlier (a

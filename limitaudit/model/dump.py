@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,6 +233,12 @@ class Dump:
     @property
     def ledger(self) -> pl.DataFrame:
         return self.tables["ledger"]
+
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        """The first and the last record of the whole dump (None where it has none)."""
+        firsts = [f.first for f in self.files if isinstance(f.first, datetime)]
+        lasts = [f.last for f in self.files if isinstance(f.last, datetime)]
+        return min(firsts, default=None), max(lasts, default=None)
 
     def file_names(self) -> pl.DataFrame:
         """file_id -> file (the name as the user knows it), to join onto any table."""

@@ -24,6 +24,12 @@ def iso_expr(column: str | pl.Expr) -> pl.Expr:
     return col.dt.convert_time_zone("UTC").dt.to_string(ISO_MS)
 
 
+def iso_times(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with every time column written as `iso_expr` writes one."""
+    times = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+    return frame.with_columns(iso_expr(pl.col(times)))
+
+
 def from_iso(column: str | pl.Expr) -> pl.Expr:
     """A time as `iso_expr` writes it, read back (UTC, milliseconds)."""
     col = pl.col(column) if isinstance(column, str) else column

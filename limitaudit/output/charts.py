@@ -3,7 +3,9 @@
 Vega-Lite, because one specification serves both places a chart goes: the page draws it
 in the browser (the Vega bundle inlined, no network), and vl-convert renders the same
 specification to SVG or PNG for a ticket, offline, without a browser. Altair builds the
-specifications from Polars frames and checks them against Vega-Lite's schema.
+specifications from Polars frames and checks them against Vega-Lite's schema. Times go
+in as ISO 8601 with `Z` (format.iso_times): what Vega parses as UTC, whatever the
+browser's own zone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import polars as pl
 
 from limitaudit.analysis.timeline import MARKER_KINDS
 from limitaudit.commands.report import ReportResult
-from limitaudit.model.format import ISO_MS
+from limitaudit.model.format import iso_times
 
 # The Vega-Lite version Altair writes, as vl-convert names it ("6.4").
 VL_VERSION = alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
@@ -51,13 +53,6 @@ _MINUTE: Final = "utcyearmonthdatehoursminutes"
 _SECOND: Final = "utcyearmonthdatehoursminutesseconds"
 
 
-def _iso(frame: pl.DataFrame) -> pl.DataFrame:
-    """Times as ISO 8601 strings with `Z`: what Vega parses as UTC, whatever the
-    browser's own zone."""
-    times = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    return frame.with_columns(pl.col(times).dt.convert_time_zone("UTC").dt.to_string(ISO_MS))
-
-
 def _domain(start: datetime, end: datetime) -> list[str]:
     return [start.strftime("%Y-%m-%dT%H:%M:%S.000Z"), end.strftime("%Y-%m-%dT%H:%M:%S.000Z")]
 
@@ -84,13 +79,13 @@ def _markers(markers: pl.DataFrame) -> list[alt.LayerChart]:
     layers: list[alt.Chart] = []
     if spans.height:
         layers.append(
-            alt.Chart(_iso(spans))
+            alt.Chart(iso_times(spans))
             .mark_rect(opacity=0.15, clip=True)
             .encode(x=x, x2="until:T", color=colour, tooltip=tip)
         )
     if points.height:
         layers.append(
-            alt.Chart(_iso(points))
+            alt.Chart(iso_times(points))
             .mark_rule(strokeWidth=2, strokeDash=[4, 2], clip=True)
             .encode(x=x, color=colour, tooltip=tip)
         )
@@ -102,7 +97,7 @@ def _bars(per_minute: pl.DataFrame, domain: list[str], zoom: bool) -> alt.Chart:
     """Zeroings per minute, stacked by cause: a bar a minute and cause."""
     counted = per_minute.group_by("minute", "cause").agg(pl.col("zeroings").sum())
     bars = (
-        alt.Chart(_iso(counted.sort("minute", "cause")))
+        alt.Chart(iso_times(counted.sort("minute", "cause")))
         # A minute is less than a pixel wide over a day: each bar is drawn at least 2
         # pixels wide, and a minute wide once zoomed in that far.
         .mark_bar(width={"expr": "max(2, scale('x', 60000) - scale('x', 0))"})
@@ -179,7 +174,7 @@ def incident(result: ReportResult, cause: str, cause_ref: str | None) -> dict[st
     bars = alt.LayerChart(layer=[_bars(per_minute, domain, zoom=False), *_markers(near)])
     line_domain = _domain(start, max(end, cast(datetime, at_zero["at"].max())))
     line = (
-        alt.Chart(_iso(at_zero))
+        alt.Chart(iso_times(at_zero))
         .mark_line(interpolate="step-after", color="#d62728", point=False)
         .encode(
             x=alt.X(
