@@ -209,6 +209,7 @@ def audit(
     raise typer.Exit(guarded(run))
 
 
+RowsFormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
 ]
@@ -217,7 +218,7 @@ OutputOpt = Annotated[
 @app.command()
 def incidents(
     dump: OptionalDumpArg = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: RowsFormatOpt = "table",
     below: BelowOpt = 0.0,
     tolerance: ToleranceOpt = 120.0,
     output: OutputOpt = None,
@@ -241,7 +242,7 @@ def incidents(
 @app.command()
 def owed(
     dump: OptionalDumpArg = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: RowsFormatOpt = "table",
     include_unexplained: Annotated[
         bool,
         typer.Option(
@@ -300,7 +301,7 @@ def whatif(
             help="N users, or P% of the users decided: exit 1 when more would be newly zeroed.",
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: RowsFormatOpt = "table",
     below: BelowOpt = 0.0,
     tolerance: ToleranceOpt = 120.0,
     output: OutputOpt = None,

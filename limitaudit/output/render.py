@@ -316,32 +316,34 @@ def _print_findings(result: AuditResult, console: Console) -> None:
 
 @render_result.register
 def _(result: IncidentsResult, fmt: str, out: TextIO, console: Console) -> None:
-    if fmt == "csv":
-        write_frame_csv(incidents_csv(result), out)
-    elif fmt == "json":
-        out.write(dumps_json(result.to_data()) + "\n")
-    else:
-        incidents_table(result, console)
+    _rows_result(result, fmt, out, console, incidents_csv, incidents_table)
 
 
 @render_result.register
 def _(result: OwedResult, fmt: str, out: TextIO, console: Console) -> None:
-    if fmt == "csv":
-        write_frame_csv(owed_csv(result), out)
-    elif fmt == "json":
-        out.write(dumps_json(result.to_data()) + "\n")
-    else:
-        owed_table(result, console)
+    _rows_result(result, fmt, out, console, owed_csv, owed_table)
 
 
 @render_result.register
 def _(result: WhatIfResult, fmt: str, out: TextIO, console: Console) -> None:
+    _rows_result(result, fmt, out, console, whatif_csv, whatif_table)
+
+
+def _rows_result(
+    result: IncidentsResult | OwedResult | WhatIfResult,
+    fmt: str,
+    out: TextIO,
+    console: Console,
+    rows: Callable[[Any], pl.DataFrame],
+    table: Callable[[Any, Console], None],
+) -> None:
+    """A result of one table of rows: its CSV, its JSON, or its Rich tables."""
     if fmt == "csv":
-        write_frame_csv(whatif_csv(result), out)
+        write_frame_csv(rows(result), out)
     elif fmt == "json":
         out.write(dumps_json(result.to_data()) + "\n")
     else:
-        whatif_table(result, console)
+        table(result, console)
 
 
 def write_frame_csv(frame: pl.DataFrame, out: TextIO, bom: bool = False) -> None:
