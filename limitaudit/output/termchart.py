@@ -40,7 +40,8 @@ def over_time(zeroings: pl.DataFrame, bins: int = SPARK_WIDTH) -> tuple[dict[str
     start, end = span.row(0)
     if start is None:
         return {}, ""
-    width_ms = max(60_000, -(-int((end - start).total_seconds() * 1000 + 1) // bins))
+    span_ms = int((end - start).total_seconds() * 1000) + 1
+    width_ms = max(60_000, -(-span_ms // bins))
     counted = (
         zeroings.group_by("cause", ((at - start).dt.total_milliseconds() // width_ms).alias("bin"))
         .len()
@@ -50,9 +51,8 @@ def over_time(zeroings: pl.DataFrame, bins: int = SPARK_WIDTH) -> tuple[dict[str
     for cause, b, n in counted.iter_rows():
         series.setdefault(cause, [0] * bins)[b] = n
     top = max(max(s) for s in series.values())
-    lines = {cause: sparkline(s, bins, top)[0] for cause, s in series.items()}
-    used = -(-int((end - start).total_seconds() * 1000 + 1) // width_ms)
-    lines = {cause: line[:used] for cause, line in lines.items()}
+    used = -(-span_ms // width_ms)  # a short span fills fewer than `bins` characters
+    lines = {cause: sparkline(s, bins, top)[0][:used] for cause, s in series.items()}
     return lines, f"{_span(timedelta(milliseconds=width_ms))} a character from {_minute(start)} UTC"
 
 
