@@ -82,18 +82,23 @@ def _context(result: IncidentsResult, console: Console) -> None:
         console.print(fitted(console, title, cols, rows))
 
 
+def shortfall_total(owed: pl.DataFrame) -> str:
+    """The shortfalls of the users owed a limit, summed in fen, in yuan with thousands
+    separators ("672,440.00")."""
+    fen = owed.select(pl.col("shortfall").str.replace(".", "", literal=True).cast(pl.Int64).sum())
+    total = int(fen.item() or 0)
+    return f"{total // 100:,}.{total % 100:02d}"
+
+
 def owed_table(result: OwedResult, console: Console) -> None:
     owed = result.owed
     what = "not of their own making" + (" or unexplained" if result.include_unexplained else "")
     if owed.height == 0:
         console.print(f"No user is still owed a limit taken by a cause {what}.", highlight=False)
         return
-    total = owed.select(
-        pl.col("shortfall").str.replace(".", "", literal=True).cast(pl.Int64).sum()
-    ).item()
     title = (
         f"{owed.height:,} user(s) still owed a limit taken by a cause {what}: "
-        f"{total // 100:,}.{total % 100:02d} yuan in all, largest shortfall first"
+        f"{shortfall_total(owed)} yuan in all, largest shortfall first"
     )
     rows: list[list[Cell]] = [
         [

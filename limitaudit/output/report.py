@@ -22,6 +22,7 @@ from limitaudit.commands.report import ReportResult
 from limitaudit.model.audit import CAUSES
 from limitaudit.model.format import iso_utc
 from limitaudit.output import charts
+from limitaudit.output.incidents import shortfall_total
 
 # An incident's section lists at most this many of the users it still owes a limit,
 # largest shortfall first: the page stays small; `limitaudit owed` lists them all.
@@ -139,9 +140,7 @@ def _section(result: ReportResult, n: int, row: dict[str, Any], chart_id: str) -
 
 
 def _owed_total(owed: pl.DataFrame) -> dict[str, str]:
-    fen = owed.select(pl.col("shortfall").str.replace(".", "", literal=True).cast(pl.Int64).sum())
-    total = int(fen.item() or 0)
-    return {"users": f"{owed.height:,}", "yuan": f"{total // 100:,}.{total % 100:02d}"}
+    return {"users": f"{owed.height:,}", "yuan": shortfall_total(owed)}
 
 
 def _duration(seconds: float | None) -> str:
