@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import random
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from limitaudit.read import lines as lines_module
@@ -230,3 +233,40 @@ def test_a_utf8_log_with_a_line_of_binary_garbage_stays_utf8(tmp_path: Path) -> 
     only_garbage = b"plain ascii\n" + b"\xff\x81\x40\xd6\xd0\x80\x00\xfe\nmore ascii\n"
     _, outcome = read_all(write(tmp_path, "b.log", only_garbage))
     assert outcome.encoding == "utf-8"
+
+
+# Pieces of dirty text: what splitting, CR stripping and decoding each have to get right.
+_PIECES = [
+    b"a",
+    b"key=value ",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\x00",
+    b"\t",
+    codecs.BOM_UTF8,
+    "额度".encode(),
+    "额度".encode("gbk"),
+    "额度".encode()[:2],  # a character cut in two
+    b"\xff\xfe",
+    b"\x80",
+    # What Polars would take for compressed data at the start of a block.
+    b"\x1f\x8b\x08\x00",
+    b"x\x01",
+    b"x\x9c",
+    b"\x28\xb5\x2f\xfd",
+    b"BZh9",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_polars_splits_a_block_as_python_decodes_it(pieces: list[bytes]) -> None:
+    # A block that Polars' line reader takes must read as the Python path reads it, and a
+    # block it refuses falls back to that path: either way the same lines and encoding.
+    data = b"".join(pieces)
+    fast, slow = ReadOutcome(), ReadOutcome()
+    got = lines_module._lines(data, 7, fast)
+    text, damaged = lines_module._decode(data.removesuffix(b"\n"), slow)
+    assert_frame_equal(got, lines_module._block_frame(text, 7, damaged))
+    assert fast.encoding == slow.encoding

@@ -137,16 +137,48 @@ class ReadOutcome:
 
 
 class _Hashing:
-    """A file read through, its bytes hashed as they go by: building a store reads a file
-    once, not once more to hash it."""
+    """A file read through, its bytes hashed as they go by when `hashed`: building a store
+    reads a file once, not once more to hash it. An audit has no use for the hash, which
+    costs a fifth of splitting a plain file."""
 
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh, self.digest = fh, hashlib.sha256()
+    def __init__(self, fh: BinaryIO, hashed: bool) -> None:
+        self.fh, self.digest = fh, hashlib.sha256() if hashed else None
 
     def read(self, size: int = -1) -> bytes:
         data = self.fh.read(size)
-        self.digest.update(data)
+        if self.digest is not None:
+            self.digest.update(data)
         return data
+
+
+# Polars decompresses bytes that start as gzip, zlib or zstd do, before it splits them
+# (SupportedCompression::check in polars-io): a block of text starting so (a garbage line;
+# only "x\x01" is also UTF-8) is never handed to it.
+_SNIFFED = (GZIP_MAGIC, b"x\x01", b"x\x9c", b"x\xda", ZSTD_MAGIC)
+
+
+def _lines(data: bytes, first_line: int, outcome: ReadOutcome) -> pl.DataFrame:
+    """A block's lines (line, text, bad_encoding): `data` is one or more whole lines, the
+    last one's newline included if it has one.
+
+    Polars' line reader splits UTF-8 in a tenth of a microsecond a line, four times
+    faster than decoding in Python and splitting a string; it strips a CR before a LF,
+    as _block_frame does. It refuses a block with one byte that is not UTF-8, and such a
+    block (a few in a dump, and a GBK file's every block) is decoded here."""
+    try:
+        if data.startswith(_SNIFFED):
+            raise pl.exceptions.ComputeError("taken for compressed data")
+        frame = pl.scan_lines(data, name="text").collect()
+    except pl.exceptions.ComputeError:
+        text, damaged = _decode(data.removesuffix(b"\n"), outcome)
+        return _block_frame(text, first_line, damaged)
+    if not data.isascii():
+        outcome.encoding = "utf-8"
+    return frame.select(
+        pl.int_range(first_line, first_line + frame.height, dtype=pl.UInt32).alias("line"),
+        "text",
+        pl.lit(False).alias("bad_encoding"),
+    )
 
 
 def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
@@ -208,9 +240,10 @@ def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
 
 
 def read_blocks(
-    path: Path, outcome: ReadOutcome, compression: str | None = None
+    path: Path, outcome: ReadOutcome, compression: str | None = None, hashed: bool = False
 ) -> Iterator[pl.DataFrame]:
-    """Yield frames of (line, text, bad_encoding), line numbers from 1, in order.
+    """Yield frames of (line, text, bad_encoding), line numbers from 1, in order; with
+    `hashed`, the sha256 of the file's bytes in `outcome`.
 
     A final line without a newline is a line; if the file was cut off, that
     partial tail is still yielded (the parser rejects it as incomplete) so the
@@ -220,7 +253,7 @@ def read_blocks(
     with path.open("rb") as raw:
         compression = compression or compression_of(raw.read(4))
         raw.seek(0)
-        fh = _Hashing(raw)
+        fh = _Hashing(raw, hashed)
         carry = b""
         next_line = 1
         buffered: list[bytes] = []
@@ -239,25 +272,22 @@ def read_blocks(
                 carry = data
                 continue
             carry = data[cut + 1 :]
-            text, damaged = _decode(data[:cut], outcome)
-            frame = _block_frame(text, next_line, damaged)
+            frame = _lines(data[: cut + 1], next_line, outcome)
             next_line += frame.height
             yield frame
         data = carry + b"".join(buffered)
         if data:
-            if data.endswith(b"\n"):
-                data = data[:-1]
-            elif outcome.cut:
+            if not data.endswith(b"\n") and outcome.cut:
                 outcome.tail_incomplete = True
-            text, damaged = _decode(data, outcome)
-            frame = _block_frame(text, next_line, damaged)
+            frame = _lines(data, next_line, outcome)
             next_line += frame.height
             yield frame
         outcome.lines = next_line - 1
-        # What a cut-off or corrupt stream left unread is hashed too: the file's hash.
-        while fh.read(RAW_CHUNK):
-            pass
-        outcome.sha256 = fh.digest.hexdigest()
+        if fh.digest is not None:
+            # What a cut-off or corrupt stream left unread is hashed too: the file's hash.
+            while fh.read(RAW_CHUNK):
+                pass
+            outcome.sha256 = fh.digest.hexdigest()
 
 
 def read_head(

@@ -148,7 +148,9 @@ class Reader:
         source = report.source
         outcome = ReadOutcome()
         carry = _LogCarry()
-        for raw in read_blocks(source.path, outcome, source.compression):
+        # Only a store records a file's hash (a read with a spill builds one).
+        hashed = self.spill is not None
+        for raw in read_blocks(source.path, outcome, source.compression, hashed):
             if self.progress:
                 self.progress(raw.height)
             block = raw.with_columns(_pre_reason(outcome))
