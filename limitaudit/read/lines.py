@@ -170,8 +170,7 @@ def _lines(data: bytes, first_line: int, outcome: ReadOutcome) -> pl.DataFrame:
             raise pl.exceptions.ComputeError("taken for compressed data")
         frame = pl.scan_lines(data, name="text").collect()
     except pl.exceptions.ComputeError:
-        text, damaged = _decode(data.removesuffix(b"\n"), outcome)
-        return _block_frame(text, first_line, damaged)
+        return _decoded(data, first_line, outcome)
     if not data.isascii():
         outcome.encoding = "utf-8"
     return frame.select(
@@ -181,50 +180,54 @@ def _lines(data: bytes, first_line: int, outcome: ReadOutcome) -> pl.DataFrame:
     )
 
 
-def _decode(data: bytes, outcome: ReadOutcome) -> tuple[str, bool]:
-    """Decode one block; returns the text and whether it holds undecodable bytes."""
+def _decoded(data: bytes, first_line: int, outcome: ReadOutcome) -> pl.DataFrame:
+    """A block's lines as `_lines` gives them, decoded and split here."""
+    data = data.removesuffix(b"\n")
     if data.isascii():
-        return data.decode("ascii"), False
-    outcome.encoding, text, damaged = _reading(data)
-    return text, damaged
+        return _block_frame(data.decode("ascii"), first_line, False)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        outcome.encoding, lines = _reading(data, first_line)
+        return lines
+    outcome.encoding = "utf-8"
+    return _block_frame(text, first_line, False)
 
 
-def _reading(data: bytes) -> tuple[str, str, bool]:
-    """(encoding, text, damaged) of a block that is not all ASCII.
+def _reading(data: bytes, first_line: int) -> tuple[str, pl.DataFrame]:
+    """(encoding, lines) of a block that is not UTF-8.
 
-    UTF-8 first: GBK text is almost never valid UTF-8. A block that is not UTF-8 is
-    GBK (older hosts write it) when more of its non-ASCII lines read intact as GBK
-    than as UTF-8, unless most of its non-ASCII lines are clean UTF-8: then it is
-    UTF-8 with a few garbled lines, and reading it as GBK would turn its Chinese
-    into mojibake (much UTF-8 Chinese is also valid GBK). A line neither reading
-    takes (binary garbage) is no evidence of GBK.
+    GBK text is almost never valid UTF-8. A block that is not UTF-8 is GBK (older
+    hosts write it) when more of its non-ASCII lines read intact as GBK than as
+    UTF-8, unless most of its non-ASCII lines are clean UTF-8: then it is UTF-8
+    with a few garbled lines, and reading it as GBK would turn its Chinese into
+    mojibake (much UTF-8 Chinese is also valid GBK). A line neither reading takes
+    (binary garbage) is no evidence of GBK.
     Undecodable bytes become U+FFFD, and the lines holding them are rejected by
     the parser rather than guessed at.
     """
-    try:
-        return "utf-8", data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        utf8 = data.decode("utf-8", errors="replace")
+    utf8 = _block_frame(data.decode("utf-8", errors="replace"), first_line, True)
     intact_utf8, damaged_utf8 = _non_ascii_lines(utf8)
     if intact_utf8 > damaged_utf8:
-        return "utf-8", utf8, True
+        return "utf-8", utf8
     # No GBK sequence decodes to U+FFFD: one in the lossy reading marks an undecodable byte.
-    gbk = data.decode("gbk", errors="replace")
+    text = data.decode("gbk", errors="replace")
+    gbk = _block_frame(text, first_line, "\ufffd" in text)
     # GBK only where its non-ASCII lines read as GBK: a UTF-8 block with a line of binary
     # garbage that neither reading takes (most bytes pair up in GBK) stays UTF-8.
     if _non_ascii_lines(gbk)[0] > intact_utf8:
-        return "gbk", gbk, "\ufffd" in gbk
-    return "utf-8", utf8, True
+        return "gbk", gbk
+    return "utf-8", utf8
 
 
-def _non_ascii_lines(text: str) -> tuple[int, int]:
+def _non_ascii_lines(lines: pl.DataFrame) -> tuple[int, int]:
     """How many lines of a lossy reading hold non-ASCII text intact, and how many hold an
     undecodable byte (U+FFFD)."""
-    lines = pl.Series([text]).str.split("\n").explode()
-    damaged = lines.str.contains("\ufffd", literal=True)
+    text, damaged = pl.col("text"), pl.col("bad_encoding")
     # A line with more bytes than characters holds a non-ASCII one (a tenth of a regex).
-    intact = (lines.str.len_bytes() != lines.str.len_chars()) & ~damaged
-    return int(intact.sum()), int(damaged.sum())
+    intact = (text.str.len_bytes() != text.str.len_chars()) & ~damaged
+    counts = lines.select(intact.sum(), damaged.sum()).row(0)
+    return int(counts[0]), int(counts[1])
 
 
 def _block_frame(text: str, first_line: int, damaged: bool) -> pl.DataFrame:
