@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 import random
 import re
 import struct
@@ -269,3 +270,14 @@ def test_polars_splits_a_block_as_python_decodes_it(pieces: list[bytes]) -> None
     got = lines_module._lines(data, 7, fast)
     assert_frame_equal(got, lines_module._decoded(data, 7, slow))
     assert fast.encoding == slow.encoding
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_the_file_is_hashed_only_when_asked(tmp_path: Path, compression: str) -> None:
+    path = write(tmp_path, "a.log", ["one", "额度", "three"], compression=compression)
+    outcome = ReadOutcome()
+    list(read_blocks(path, outcome))
+    assert outcome.sha256 is None
+    outcome = ReadOutcome()
+    list(read_blocks(path, outcome, hashed=True))
+    assert outcome.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
