@@ -78,6 +78,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
+# Importing Polars writes its allocator defaults into this process's environment
+# (_RJEM_MALLOC_CONF=dirty_decay_ms:500,muzzy_decay_ms:1000), and a command started from
+# here would take them as the user's own setting, which overrides limitaudit's
+# (limitaudit/launch.py). The commands run with the environment as it was before.
+ALLOCATOR_VAR = "_RJEM_MALLOC_CONF"
+USER_ALLOCATOR = os.environ.get(ALLOCATOR_VAR)
+
 import polars as pl
 import zstandard
 
@@ -337,7 +344,7 @@ def measure(
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as tmp, ExitStack() as stack:
         out = stack.enter_context(stdout.open("wb")) if stdout else tmp
         start = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        child = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env(env))
         sampler = TreeRss(child.pid)
         sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
@@ -352,6 +359,15 @@ def measure(
         tmp.seek(0)
         peak = max(usage.ru_maxrss / 1024, sampler.peak / 2**20)
         return Measurement(wall, peak), tmp.read().decode()
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a command, as a shell would give it (see
+    USER_ALLOCATOR), with `extra` added."""
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VAR}
+    if USER_ALLOCATOR is not None:
+        env[ALLOCATOR_VAR] = USER_ALLOCATOR
+    return {**env, **(extra or {})}
 
 
 class TreeRss(threading.Thread):
@@ -940,7 +956,10 @@ def header(command: str) -> list[str]:
         "x floor = the floor's lines/s ÷ the step's (x parse floor: the json_decode floor, "
         "not the read_ndjson one). The dump's files are read once before the steps, so the "
         "page cache holds them where memory allows. The package is byte-compiled first, as "
-        "`pip install` leaves it.",
+        "`pip install` leaves it. Each step gets the environment this script was started "
+        f"with: {ALLOCATOR_VAR} "
+        + (f"`{USER_ALLOCATOR}`" if USER_ALLOCATOR else "unset")
+        + " (not the allocator defaults importing Polars writes into the script's own).",
         "",
     ]
 
