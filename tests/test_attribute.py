@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
+import limitaudit
 import limitaudit.commands.trace as trace_module
 from limitaudit.analysis.facts import users_apart
 from limitaudit.commands.audit import AuditResult, audit
@@ -460,3 +462,21 @@ def test_a_change_id_naming_two_users_keeps_trace_on_the_whole_dump(
     got = trace_module.trace(dump, U2, AuditOptions())
     assert seen == [dump]  # not Dump.for_user: the whole dump
     assert got.zeroings.select("user_id", "cause").rows() == [(U2, "risk_policy")]
+
+
+def test_a_trace_of_the_whole_dump_shows_the_users_decisions_read_for_an_audit(
+    tmp_path: Path,
+) -> None:
+    # Read as the command line reads it, a dump keeps in its decision table what the audit
+    # facts read, and the decisions whole by bucket: the trace of the whole dump (users
+    # not apart) reads the user's from there (it failed on the missing `rules` column).
+    records = [decision(U1, 20, 50000, 0, [rule("R_FRAUD")], change_id="c1", fraud=True)]
+    path = write_dump(tmp_path / "dump", records, [ledger_row("c1", U2, 20.05, 500, 0)])
+    mine = limitaudit.trace(U1, path).timeline.filter(pl.col("kind") == "decision")
+    assert mine.height == 1
+    assert "rules=[R_FRAUD/" in mine["what"][0]
+    theirs = limitaudit.trace(U2, path)
+    assert theirs.zeroings.select("user_id", "cause").rows() == [(U2, "risk_policy")]
+    limitaudit.ingest(path, tmp_path / "store")
+    from_store = limitaudit.trace(U1, tmp_path / "store").timeline
+    assert from_store.filter(pl.col("kind") == "decision").equals(mine)

@@ -76,9 +76,14 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         # then this user's rows alone (the zeroings of every other user are not attributed).
         dump = dump.for_user(user_id, whole_dump_facts(dump, options))
     result = audit(dump, options)
+    rows = dump
+    if dump.scope is None and dump.parts is not None and result.facts is not None:
+        # The whole dump, read for an audit: its decision table holds what the audit facts
+        # read, and the user's decisions wait whole in the user's bucket (Dump.parts).
+        rows = next(dump.parts(result.facts, False, user_id))
     return TraceResult(
         user_id,
-        _timeline(dump, user_id, result, options),
+        _timeline(rows, user_id, result, options),
         result.zeroings.filter(pl.col("user_id") == user_id),
         _limits(dump.ledger.filter(pl.col("user_id") == user_id), dump.span()[1]),
     )
