@@ -56,7 +56,7 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
     findings = list(raw.findings)
     dups = repeats(raw.keys)
     tables = {event: without(table, dups) for event, table in raw.tables.items()}
-    stamps = _left_out(raw.stamps, dups)
+    stamps = left_out(raw.stamps, dups)
     tables["ledger"], ledger_dups = _dedup_ledger(raw.ledger.collect(), files, findings)
     for file_id, n in (
         pl.concat([dups.select("file_id"), ledger_dups.select("file_id")])
@@ -210,10 +210,11 @@ def without(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.DataFr
     """`frame` without the rows at `rows`' (file_id, line): a filter, cheaper than an
     anti-join here (the rows are few, the frame large). A lazy frame is read filtered,
     never whole and then again without its repeats."""
-    return _left_out(frame, rows).collect()
+    return left_out(frame, rows).collect()
 
 
-def _left_out(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.LazyFrame:
+def left_out(frame: pl.DataFrame | pl.LazyFrame, rows: pl.DataFrame) -> pl.LazyFrame:
+    """`without`, as a query: for a frame to be read filtered by a larger query."""
     if rows.height == 0:
         return frame.lazy()
     keys = rows.select(_origin_key()).to_series().implode()

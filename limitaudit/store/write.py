@@ -24,7 +24,7 @@ from limitaudit.read.discover import (
     STORE_MANIFEST,
 )
 from limitaudit.read.frames import by_bucket
-from limitaudit.read.settle import repeats, without
+from limitaudit.read.settle import left_out, repeats
 from limitaudit.store.layout import (
     BUCKETS,
     GLOBAL,
@@ -59,11 +59,17 @@ class DecisionSpill:
             # read (Parquet with lz4 took twice as long).
             rows.write_ipc(self.folder / f"b{b:02d}" / f"p{part}.arrow", compression="uncompressed")
 
-    def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
-        """One bucket's decisions, repeats left out, in no particular order."""
+    def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.LazyFrame:
+        """One bucket's decisions, repeats left out, in no particular order: a query, read
+        filtered, never whole and then again without its repeats."""
         paths = sorted((self.folder / f"b{b:02d}").glob("*.arrow"))
-        # Read filtered: never the whole bucket and then again without its repeats.
-        return without(pl.scan_ipc(paths) if paths else empty, dups)
+        return left_out(pl.scan_ipc(paths) if paths else empty, dups)
+
+    def drop(self, b: int) -> None:
+        """Delete a bucket's parts once it is written: the disk a spill takes (4 GB at 21
+        million lines) goes back a bucket at a time, beside the store being written, and
+        not all at once at the end, while the command waits."""
+        shutil.rmtree(self.folder / f"b{b:02d}")
 
 
 def write_store(
@@ -166,12 +172,15 @@ def _write_spilled(spill: DecisionSpill, dump: Dump, folder: Path) -> tuple[int,
     empty = pl.DataFrame(schema=event_schema("decision"))
     rows, users = 0, []
     for b in range(BUCKETS):
-        # One copy of the bucket at a time: the unsorted one goes as the sorted one comes.
-        table = spill.bucket(b, empty, dups).sort("user_id", time, *ORIGIN)
-        _write(table, folder / f"b{b:02d}.parquet")
-        rows += table.height
-        users.append(table.select("user_id").unique())
-        del table
+        # Read, sorted and written as one query: a third less time and memory than
+        # collecting the bucket, sorting it and writing the frame (measured at 21 million
+        # lines: 0.7 s a bucket against 1.1-1.3, on 2 cores), the same file.
+        path = folder / f"b{b:02d}.parquet"
+        _write(spill.bucket(b, empty, dups).sort("user_id", time, *ORIGIN), path)
+        spill.drop(b)
+        written = pl.scan_parquet(path)
+        rows += written.select(pl.len()).collect().item()
+        users.append(written.select(pl.col("user_id").unique()).collect())
     return rows, pl.concat(users)
 
 
@@ -193,14 +202,13 @@ def _write(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
 
 def _write_buckets(table: pl.DataFrame, folder: Path, time: str) -> None:
     folder.mkdir()
-    parts = (
-        table.with_columns(bucket_expr(BUCKETS).alias("_bucket"))
-        .sort("_bucket", "user_id", time, *ORIGIN)
-        .partition_by("_bucket", as_dict=True, include_key=False)
-    )
-    empty = table.clear()
+    bucket = bucket_expr(BUCKETS)
     for b in range(BUCKETS):
-        _write(parts.get((b,), empty), folder / f"b{b:02d}.parquet")
+        # A query a bucket, as the spilled decisions are written: a third less time than
+        # sorting the whole table and splitting it (2.2 s against 3.2 for the ledger and
+        # notices of 21 million lines), the same files.
+        rows = table.lazy().filter(bucket == b).sort("user_id", time, *ORIGIN)
+        _write(rows, folder / f"b{b:02d}.parquet")
 
 
 def _facts_entry(facts: AuditFacts | None, dump: Dump) -> dict[str, Any] | None:
