@@ -476,7 +476,12 @@ def test_a_trace_of_the_whole_dump_shows_the_users_decisions_read_for_an_audit(
     assert mine.height == 1
     assert "rules=[R_FRAUD/" in mine["what"][0]
     theirs = limitaudit.trace(U2, path)
-    assert theirs.zeroings.select("user_id", "cause").rows() == [(U2, "risk_policy")]
+    # The trace reads only U2's decisions whole, then reads again for the whole dump's
+    # audit: U2's zeroing is explained by U1's decision, its rules and all.
+    assert theirs.zeroings.select("user_id", "cause", "cause_ref").rows() == [
+        (U2, "risk_policy", "R_FRAUD")
+    ]
+    assert theirs.zeroings.equals(limitaudit.audit(path).zeroings.filter(pl.col("user_id") == U2))
     limitaudit.ingest(path, tmp_path / "store")
     from_store = limitaudit.trace(U1, tmp_path / "store").timeline
     assert from_store.filter(pl.col("kind") == "decision").equals(mine)

@@ -57,7 +57,10 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
+def trace(
+    dump: Dump, user_id: str, options: AuditOptions, apart: bool | None = None
+) -> TraceResult:
+    """One user's timeline and audit rows. `apart` is `users_apart(dump)`, where known."""
     dump.require_readable()
     known = pl.concat(
         [
@@ -71,7 +74,7 @@ def trace(dump: Dump, user_id: str, options: AuditOptions) -> TraceResult:
         near = nearest_ids(dump.scope.user_ids() if dump.scope else known, user_id)
         hint = f"; nearest ids in the dump: {', '.join(near)}" if near else ""
         raise UnknownUser(f"user {user_id} has no ledger row and no record in this dump{hint}")
-    if dump.scope is None and users_apart(dump):
+    if dump.scope is None and (users_apart(dump) if apart is None else apart):
         # What the store does at ingest, done here once: the facts every user's audit needs,
         # then this user's rows alone (the zeroings of every other user are not attributed).
         dump = dump.for_user(user_id, whole_dump_facts(dump, options))
