@@ -204,13 +204,14 @@ def _write(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
 
 def _write_buckets(table: pl.DataFrame, folder: Path, time: str) -> None:
     folder.mkdir()
-    bucket = bucket_expr(BUCKETS)
+    marked = table.with_columns(bucket_expr(BUCKETS).cast(pl.UInt8).alias("_bucket")).lazy()
     for b in range(BUCKETS):
-        # A query a bucket, as the spilled decisions are written: a third less time than
-        # sorting the whole table and splitting it (2.2 s against 3.2 for the ledger and
-        # notices of 21 million lines), the same files.
-        rows = table.lazy().filter(bucket == b).sort("user_id", time, *ORIGIN)
-        _write(rows, folder / f"b{b:02d}.parquet")
+        # A query a bucket, as the spilled decisions are written, not the whole table
+        # sorted and split: the same files, in 2.2 s against 3.2 for the ledger and
+        # notices of 21 million lines, and 6 s against 44 for 8 million decisions in no
+        # order (a wide table's sort gathers every row at random).
+        rows = marked.filter(pl.col("_bucket") == b).drop("_bucket")
+        _write(rows.sort("user_id", time, *ORIGIN), folder / f"b{b:02d}.parquet")
 
 
 def _facts_entry(facts: AuditFacts | None, dump: Dump) -> dict[str, Any] | None:
