@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from limitaudit.analysis.match import (
@@ -109,6 +110,35 @@ def test_match_by_change_id_whatever_the_time_and_limit() -> None:
         schema=ACTS,
     )
     expected = pl.DataFrame({"row_id": [0], "act_id": [7], "matched_by": ["change_id"]}, PAIRS)
+    assert_frame_equal(matched(rows, acts), expected)
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0]])
+def test_of_records_sharing_a_change_id_the_agreeing_then_nearest_one_is_matched(
+    order: list[int],
+) -> None:
+    # An engine retry logged on two hosts: the pick must not depend on the records' order.
+    rows = pl.DataFrame(
+        {
+            "row_id": [0],
+            "user_id": [A],
+            "change_id": ["c1"],
+            "changed_at": [at(100)],
+            "limit_before": [500],
+        },
+        schema=ROWS,
+    )
+    acts = pl.DataFrame(
+        {
+            "act_id": [0, 1, 2],
+            "user_id": [A, A, A],
+            "change_id": ["c1", "c1", "c1"],
+            "cts": [at(97.5), at(40), at(99)],
+            "limit_before": [400, 500, 500],
+        },
+        schema=ACTS,
+    )[order]
+    expected = pl.DataFrame({"row_id": [0], "act_id": [2], "matched_by": ["change_id"]}, PAIRS)
     assert_frame_equal(matched(rows, acts), expected)
 
 

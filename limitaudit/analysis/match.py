@@ -85,12 +85,18 @@ def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.
 
     `acts` must carry `cts` and a unique `act_id`. Returns row_id, act_id, matched_by.
     """
-    by_id = rows.join(
-        acts.filter(pl.col("change_id").is_not_null()).select("act_id", "change_id"),
-        on="change_id",
-    ).select("row_id", "act_id", pl.lit("change_id").alias("matched_by"))
-    by_id = by_id.filter(
-        pl.col("row_id").is_first_distinct() & pl.col("act_id").is_first_distinct()
+    named = acts.filter(pl.col("change_id").is_not_null())
+    # Two records may carry one change_id (an engine retry on another host): the pick
+    # must not hang on the join's order, so they rank as pairs by time do.
+    by_id = (
+        _ranked(
+            rows.select(
+                "row_id", "change_id", "changed_at", pl.col("limit_before").alias("row_before")
+            ).join(named.select("act_id", "change_id", "cts", "limit_before"), on="change_id")
+        )
+        .sort("disagrees", "gap", "row_id", "act_id")
+        .filter(pl.col("row_id").is_first_distinct() & pl.col("act_id").is_first_distinct())
+        .select("row_id", "act_id", pl.lit("change_id").alias("matched_by"))
     )
     rest = rows.join(by_id, on="row_id", how="anti")
     # Only records without a change_id can be matched by time: one with an id names its row.
@@ -98,20 +104,24 @@ def match_rows(rows: pl.DataFrame, acts: pl.DataFrame, tolerance_ms: int) -> pl.
     pairs = (
         rest.select("row_id", "user_id", "changed_at", pl.col("limit_before").alias("row_before"))
         .join(free.select("act_id", "user_id", "cts", "limit_before"), on="user_id")
-        .with_columns(
-            ((pl.col("changed_at") - pl.col("cts")).dt.total_milliseconds() - LEDGER_LAG_MS)
-            .abs()
-            .alias("gap")
-        )
+        .pipe(_ranked)
         .filter(pl.col("gap") <= tolerance_ms + LEDGER_LAG_MS)
-        # A record that gives no limit_before cannot agree: it does not beat one that does
-        # (nulls sort first).
-        .with_columns(
-            (pl.col("limit_before") != pl.col("row_before")).fill_null(True).alias("disagrees")
-        )
     )
     by_time = _one_to_one(pairs.select("row_id", "act_id", "disagrees", "gap"))
     return pl.concat([by_id, by_time.with_columns(pl.lit("time").alias("matched_by"))])
+
+
+def _ranked(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Add what ranks a (row, record) pair: `disagrees` (limit_before), then `gap` (ms from
+    the ledger's usual lag)."""
+    return pairs.with_columns(
+        ((pl.col("changed_at") - pl.col("cts")).dt.total_milliseconds() - LEDGER_LAG_MS)
+        .abs()
+        .alias("gap"),
+        # A record that gives no limit_before cannot agree: it does not beat one that does
+        # (nulls sort first).
+        (pl.col("limit_before") != pl.col("row_before")).fill_null(True).alias("disagrees"),
+    )
 
 
 def _one_to_one(pairs: pl.DataFrame) -> pl.DataFrame:
