@@ -8,7 +8,8 @@ alone; a new one is read and added; one whose size or content changed stops the 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,12 +128,26 @@ def ingest_store(
             store, UNCHANGED, [], len(sources), kept, files, tables, manifest["time_zone"]
         )
     _same_versions(store, manifest)
-    old = open_store(store, keys=True)
-    dump = merge(old, read_files(new, old.tz, progress))
-    sizes = write_store(
-        dump, store, {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes}
-    )
+    # As in _build, the decisions wait on disk, the store's in its files, and only those
+    # the audit facts read are in memory.
+    needed, detail = decisions_needed(AuditOptions()), decisions_detailed(AuditOptions())
+    old = open_store(store, keys=True, decisions=needed)
+    with _spilling(store) as spill:
+        raw = read_files(new, old.tz, progress, needed, spill, detail=detail)
+        dump, decisions = merge(old, raw, store / manifest["generation"] / "decision", spill)
+        everything = {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes}
+        sizes = write_store(dump, store, everything, decisions)
     return _result(store, ADDED, new, len(sources) - len(new), kept, dump.files, sizes, dump.tz)
+
+
+@contextmanager
+def _spilling(store: Path) -> Iterator[DecisionSpill]:
+    """A spill for the decisions read, in a folder beside the store (on its disk), swept
+    of what killed runs left."""
+    near = store.parent if store.parent.is_dir() else None
+    sweep(near or Path(tempfile.gettempdir()), SPILL_FOLDER)
+    with tempfile.TemporaryDirectory(prefix=owned(SPILL_FOLDER), dir=near) as folder:
+        yield DecisionSpill(Path(folder))
 
 
 def _build(
@@ -140,10 +155,7 @@ def _build(
 ) -> IngestResult:
     # The decisions go to disk as they are read, and only those an audit uses stay in
     # memory (to make the audit facts): a dump much larger than memory becomes a store.
-    near = store.parent if store.parent.is_dir() else None
-    sweep(near or Path(tempfile.gettempdir()), SPILL_FOLDER)
-    with tempfile.TemporaryDirectory(prefix=owned(SPILL_FOLDER), dir=near) as folder:
-        spill = DecisionSpill(Path(folder))
+    with _spilling(store) as spill:
         # The decisions it keeps in memory are those the audit facts read.
         needed, detail = decisions_needed(AuditOptions()), decisions_detailed(AuditOptions())
         dump = settle(read_files(sources, tz, progress, needed, spill, detail=detail), keep=True)

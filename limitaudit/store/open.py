@@ -46,7 +46,8 @@ def open_store(
     With `user_id`, only that user's rows of the per-user tables are read (from its
     bucket), of engine_error the user's and its decisions' traces', the other tables
     whole, and no rejects: what `trace` needs (see Scope). With `keys`,
-    also the line hashes and the ledger's repeated rows: what adding files needs.
+    also the line hashes and the ledger's repeated rows, and keys and stamps are scanned,
+    not read: what adding files needs.
     `decisions` filters the decisions as read_dump's does. With audit `options` that the
     store's kept audit facts were made with, the Dump carries those facts instead of
     the record stamps they are made from.
@@ -94,7 +95,12 @@ def _open(
         else pl.read_parquet(data / "rejects.parquet")
     )
     stamps = None
-    if user_id is None and (facts is None or keys):
+    if keys:
+        # Scanned: only an ingest asks for the keys, and the generation that replaces this
+        # one is its own, written once it has read them. Read whole, keys and stamps sat
+        # in memory through all of the ingest.
+        stamps = pl.scan_parquet(data / "stamps.parquet")
+    elif user_id is None and facts is None:
         # Read now, not scanned: an ingest may take this generation away (see open_store).
         stamps = pl.read_parquet(data / "stamps.parquet").lazy()
     dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
@@ -102,7 +108,7 @@ def _open(
         assert facts is not None
         dump.parts = lambda _facts, _apart, _user: _parts(data, buckets, dump, facts, decisions)
     if keys:
-        dump.keys = pl.read_parquet(data / "keys.parquet")
+        dump.keys = pl.scan_parquet(data / "keys.parquet")
         dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
     if user_id is not None:
         dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -59,11 +59,15 @@ class DecisionSpill:
             # read (Parquet with lz4 took twice as long).
             rows.write_ipc(self.folder / f"b{b:02d}" / f"p{part}.arrow", compression="uncompressed")
 
+    def scan(self, b: int, empty: pl.DataFrame) -> pl.LazyFrame:
+        """One bucket's decisions as spilled, repeats and all, in no particular order."""
+        paths = sorted((self.folder / f"b{b:02d}").glob("*.arrow"))
+        return pl.scan_ipc(paths) if paths else empty.lazy()
+
     def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.LazyFrame:
         """One bucket's decisions, repeats left out, in no particular order: a query, read
         filtered, never whole and then again without its repeats."""
-        paths = sorted((self.folder / f"b{b:02d}").glob("*.arrow"))
-        return left_out(pl.scan_ipc(paths) if paths else empty, dups)
+        return left_out(self.scan(b, empty), dups)
 
     def drop(self, b: int) -> None:
         """Delete a bucket's parts once it is written: the disk a spill takes (4 GB at 21
@@ -72,11 +76,19 @@ class DecisionSpill:
         shutil.rmtree(self.folder / f"b{b:02d}")
 
 
+class Spilled(Protocol):
+    """Decisions waiting on disk a bucket at a time, for write_store to settle and write."""
+
+    def bucket(self, b: int, empty: pl.DataFrame, dups: pl.DataFrame) -> pl.LazyFrame: ...
+
+    def drop(self, b: int) -> None: ...
+
+
 def write_store(
     dump: Dump,
     directory: str | Path,
     hashes: Mapping[str, str] | None = None,
-    spill: DecisionSpill | None = None,
+    spill: Spilled | None = None,
 ) -> dict[str, int]:
     """Write `dump` (as the read or `merge` made it) as the store's new generation.
 
@@ -163,7 +175,7 @@ def _write_generation(
     return sizes
 
 
-def _write_spilled(spill: DecisionSpill, dump: Dump, folder: Path) -> tuple[int, pl.DataFrame]:
+def _write_spilled(spill: Spilled, dump: Dump, folder: Path) -> tuple[int, pl.DataFrame]:
     """The spilled decisions as bucket files, one bucket in memory at a time; returns how
     many, and their users."""
     assert dump.keys is not None
