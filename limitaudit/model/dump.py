@@ -151,6 +151,9 @@ class Dump:
     # (held whole, they were 500 MB of a 21-million-line ingest's 3 GiB peak).
     keys: pl.DataFrame | pl.LazyFrame | None = None
     ledger_repeats: pl.DataFrame | None = None
+    # With the keys: where the record lines that repeat an earlier one are (file_id, line),
+    # as settle found them; a store leaves them out of the decisions it spilled.
+    repeats: pl.DataFrame | None = None
     scope: Scope | None = None
     # Audit facts already known for the whole dump (a store keeps those of one set of
     # options); an audit with those options takes them instead of the stamps.

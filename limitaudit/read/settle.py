@@ -79,6 +79,7 @@ def settle(raw: RawDump, keep: bool = False) -> Dump:
         stamps,
         keys=raw.keys if keep else None,
         ledger_repeats=ledger_dups if keep else None,
+        repeats=dups if keep else None,
     )
     if raw.details is not None and raw.detail is not None:
         dump.parts = _shares_of(dump, raw.details, raw.detail, dups)

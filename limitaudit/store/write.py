@@ -24,7 +24,7 @@ from limitaudit.read.discover import (
     STORE_MANIFEST,
 )
 from limitaudit.read.frames import by_bucket
-from limitaudit.read.settle import left_out, repeats
+from limitaudit.read.settle import left_out
 from limitaudit.store.layout import (
     BUCKETS,
     GLOBAL,
@@ -178,10 +178,12 @@ def _write_generation(
 def _write_spilled(spill: Spilled, dump: Dump, folder: Path) -> tuple[int, pl.DataFrame]:
     """The spilled decisions as bucket files, one bucket in memory at a time; returns how
     many, and their users."""
-    assert dump.keys is not None
+    # As settle found them (settle(keep=True) keeps them): not found again from the keys.
+    dups = dump.repeats
+    if dups is None:
+        raise ValueError("the spilled decisions need the Dump's repeats: settle with keep=True")
     time = PER_USER["decision"]
     folder.mkdir()
-    dups = repeats(dump.keys)
     # The read kept ACTION_FIELDS alone of the decisions: the spill holds them whole.
     empty = pl.DataFrame(schema=event_schema("decision"))
     rows, users = 0, []
