@@ -2,7 +2,7 @@
 
 What a reader sees: the timeline drawn (not blank, one bar for each minute and cause the
 data holds, one mark for each change), every incident's chart drawn, no request to the
-network, no error in the console. `.ci/run` installs Debian's chromium; where it is
+network, no error or warning in the console. `.ci/run` installs Debian's chromium; where it is
 missing, these tests skip and say so.
 """
 
@@ -20,6 +20,7 @@ import pytest
 
 from limitaudit import api
 from limitaudit.output import report as page
+from tests.builders import U1, decision, ledger_row, write_dump
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -67,12 +68,13 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
 
 
 def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
-    """The page opened from disk, and what it asked of the network and said in error."""
+    """The page opened from disk, and what it asked of the network and said in error or
+    warning (Vega warns of a chart it draws wrong, such as an axis with no extent)."""
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     errors: list[str] = []
     tab.on("request", lambda r: requests.append(r.url))
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("console", lambda m: errors.append(m.text) if m.type in {"error", "warning"} else None)
     tab.on("pageerror", lambda e: errors.append(str(e)))
     tab.goto(path.as_uri())
     tab.wait_for_selector("#chart-timeline[data-ready]", timeout=30_000)
@@ -143,4 +145,20 @@ def test_every_incident_chart_is_drawn_without_error(browser: Any, sample: Any) 
     assert _count(tab, line) == 1
     assert _inked(tab, "#chart-incident-1") > INKED
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    assert errors == []
+
+
+def test_a_report_without_a_zeroing_draws_an_empty_timeline_without_warning(
+    browser: Any, tmp_path: Path
+) -> None:
+    records = [decision(U1, 20, 50000, 40000, [])]
+    dump = write_dump(tmp_path / "dump", records, [ledger_row("c1", U1, 20.05, 50000, 40000)])
+    result = api.report(dump, made_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert result.timeline.is_empty()
+    path = tmp_path / "report.html"
+    path.write_text(page.html(result), encoding="utf-8")
+    tab, requests, errors = _open(browser, path)
+    assert _count(tab, f"#chart-timeline {BARS}") == 0
+    assert _inked(tab, "#chart-timeline") > INKED  # its axes
+    assert [u for u in requests if not u.startswith("file:")] == []
     assert errors == []

@@ -109,7 +109,13 @@ def _bars(per_minute: pl.DataFrame, domain: list[str], zoom: bool) -> alt.Chart:
                 scale=alt.Scale(domain=domain, type="utc"),
                 axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True),
             ),
-            y=alt.Y("zeroings:Q", title="zeroings per minute", stack="zero"),
+            y=alt.Y(
+                "zeroings:Q",
+                title="zeroings per minute",
+                stack="zero",
+                # Without a bar the stack's extent is infinite (Vega warns): an axis of 0-1.
+                scale=alt.Scale(domain=[0, 1]) if counted.is_empty() else alt.Undefined,
+            ),
             color=_colour("cause", CAUSE_COLOURS, "cause"),
             tooltip=[
                 alt.Tooltip("minute:T", timeUnit=_MINUTE, title="minute (UTC)"),
