@@ -30,9 +30,9 @@ from limitaudit.store import (
     StoreError,
     manifest_files,
     merge,
-    open_store,
     read_manifest,
     sha256_of,
+    unsettled,
     write_store,
 )
 from limitaudit.store.layout import check_target
@@ -131,9 +131,11 @@ def ingest_store(
     # As in _build, the decisions wait on disk, the store's in its files, and only those
     # the audit facts read are in memory.
     needed, detail = decisions_needed(AuditOptions()), decisions_detailed(AuditOptions())
-    old = open_store(store, keys=True, decisions=needed)
     with _spilling(store) as spill:
-        raw = read_files(new, old.tz, progress, needed, spill, detail=detail)
+        # The new files first: the read's worker processes and the merged tables are not
+        # in memory together.
+        raw = read_files(new, manifest["time_zone"], progress, needed, spill, detail=detail)
+        old = unsettled(store, manifest, needed)
         dump, decisions = merge(old, raw, store / manifest["generation"] / "decision", spill)
         everything = {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes}
         sizes = write_store(dump, store, everything, decisions)

@@ -2,7 +2,7 @@
 
 from limitaudit.store.layout import StoreError, sha256_of
 from limitaudit.store.manifest import manifest_files, read_manifest
-from limitaudit.store.merge import merge
+from limitaudit.store.merge import merge, unsettled
 from limitaudit.store.open import load, open_store
 from limitaudit.store.write import DecisionSpill, write_store
 
@@ -15,5 +15,6 @@ __all__ = [
     "open_store",
     "read_manifest",
     "sha256_of",
+    "unsettled",
     "write_store",
 ]

@@ -37,7 +37,6 @@ def open_store(
     directory: str | Path,
     user_id: str | None = None,
     *,
-    keys: bool = False,
     decisions: pl.Expr | None = None,
     options: AuditOptions | None = None,
 ) -> Dump:
@@ -45,9 +44,7 @@ def open_store(
 
     With `user_id`, only that user's rows of the per-user tables are read (from its
     bucket), of engine_error the user's and its decisions' traces', the other tables
-    whole, and no rejects: what `trace` needs (see Scope). With `keys`,
-    also the line hashes and the ledger's repeated rows, and keys and stamps are scanned,
-    not read: what adding files needs.
+    whole, and no rejects: what `trace` needs (see Scope).
     `decisions` filters the decisions as read_dump's does. With audit `options` that the
     store's kept audit facts were made with, the Dump carries those facts instead of
     the record stamps they are made from.
@@ -58,7 +55,7 @@ def open_store(
     while True:
         try:
             verify(directory, manifest)
-            return _open(directory, manifest, user_id, keys, decisions, options)
+            return _open(directory, manifest, user_id, decisions, options)
         except (StoreError, OSError, pl.exceptions.PolarsError) as exc:
             # An ingest that ended while this read was under way has replaced the generation
             # it was reading: the new one is read instead, as often as that happens.
@@ -75,7 +72,6 @@ def _open(
     directory: Path,
     manifest: Mapping[str, Any],
     user_id: str | None,
-    keys: bool,
     decisions: pl.Expr | None,
     options: AuditOptions | None,
 ) -> Dump:
@@ -87,7 +83,7 @@ def _open(
     if user_id is None and options is not None and facts_serve(manifest, options):
         facts = _read_facts(data, manifest)
     # An audit with the kept facts, of users apart, reads the users a share at a time.
-    in_parts = facts is not None and not keys and bool(manifest["facts"]["one_user_reads"])
+    in_parts = facts is not None and bool(manifest["facts"]["one_user_reads"])
     tables = _tables(data, buckets, user_id, decisions, in_parts)
     rejects = (
         pl.DataFrame(schema=REJECT_SCHEMA)
@@ -95,21 +91,13 @@ def _open(
         else pl.read_parquet(data / "rejects.parquet")
     )
     stamps = None
-    if keys:
-        # Scanned: only an ingest asks for the keys, and the generation that replaces this
-        # one is its own, written once it has read them. Read whole, keys and stamps sat
-        # in memory through all of the ingest.
-        stamps = pl.scan_parquet(data / "stamps.parquet")
-    elif user_id is None and facts is None:
+    if user_id is None and facts is None:
         # Read now, not scanned: an ingest may take this generation away (see open_store).
         stamps = pl.read_parquet(data / "stamps.parquet").lazy()
     dump = Dump(tables, files, rejects, findings, manifest["time_zone"], stamps, facts=facts)
     if in_parts:
         assert facts is not None
         dump.parts = lambda _facts, _apart, _user: _parts(data, buckets, dump, facts, decisions)
-    if keys:
-        dump.keys = pl.scan_parquet(data / "keys.parquet")
-        dump.ledger_repeats = pl.read_parquet(data / "ledger_repeats.parquet")
     if user_id is not None:
         dump.scope = Scope(user_id, _read_facts(data, manifest), lambda: _user_ids(data))
     return dump
