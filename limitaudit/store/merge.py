@@ -1,4 +1,4 @@
-"""Adding files to a store: the store's Dump and the new files' reads, settled as one."""
+"""Adding files to a store: the store's tables and the new files' reads, settled as one."""
 
 from __future__ import annotations
 
@@ -43,9 +43,8 @@ def unsettled(directory: Path, manifest: Mapping[str, Any], decisions: pl.Expr) 
     """The store as a read of its files gave it, before its repeats were settled: every
     table a scan of the generation's files, read once merged with the new files' (read
     first, as open_store reads them, the store of 21 million lines took 2 GiB before
-    anything was merged). Of the
-    decisions, ACTION_FIELDS of those `decisions` keeps, as a read for a store keeps them
-    (all of them wait in their bucket files: AddedDecisions).
+    anything was merged). Of the decisions, ACTION_FIELDS of those `decisions` keeps, as
+    a read for a store keeps them (all of them wait in their bucket files: AddedDecisions).
 
     Its event rows found to be repeats stay out: a repeat stays one whatever files are
     added (the copy before it stays before it), and their line hashes are all kept.
