@@ -44,7 +44,11 @@ the child's own peak from os.wait4 where that is higher:
     after another in one process with POLARS_MAX_THREADS=1, with a clock around each of
     its stages (decompress and split, classify, decode, times, checks, typing), summed
     over the files. The real read runs a process per core; the profile says where a
-    core's time goes.
+    core's time goes;
+  - the raw audit by phase, on the dump: the audit run in one child process as the
+    command runs it (the read in worker processes, then settle, the audit and the CSV),
+    each phase's wall time; with the parse floor, what the floor's limit leaves the read
+    once the phases after it have taken theirs.
 
 "x I/O floor" is the floor's lines/s divided by the step's (how many times slower than
 merely reading the lines); "x parse floor" likewise, with the json_decode parse floor.
@@ -94,14 +98,19 @@ USER_ALLOCATOR = os.environ.get(ALLOCATOR_VAR)
 import polars as pl
 import zstandard
 
+from limitaudit import launch
 from limitaudit.analysis.facts import decisions_detailed, decisions_needed
+from limitaudit.commands import audit as audit_command
 from limitaudit.model.audit import AuditOptions
 from limitaudit.model.dump import DEFAULT_TZ
+from limitaudit.output.render import write_audit_csv
 from limitaudit.read import decode, reader
 from limitaudit.read.decode import JSON_DOC
 from limitaudit.read.discover import discover
+from limitaudit.read.parallel import read_files, read_in_processes
 from limitaudit.read.parse import TEXT_LINE
 from limitaudit.read.reader import Reader
+from limitaudit.read.settle import settle
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -323,11 +332,46 @@ def read_profile(directory: Path) -> dict[str, Any]:
     }
 
 
+def audit_phases(directory: Path) -> dict[str, Any]:
+    """The raw audit's phases, wall seconds each, run as the command runs them (the read in
+    worker processes, the rest in this one): what the time after the read is, which the
+    parse floor's limit must also hold."""
+    read_in_processes(True)
+    options = AuditOptions()
+    clock = time.perf_counter
+    seconds: dict[str, float] = {}
+    start = clock()
+    raw = read_files(
+        discover([directory]),
+        DEFAULT_TZ,
+        decisions=decisions_needed(options),
+        detail=decisions_detailed(options),
+    )
+    seconds[PHASE_READ] = clock() - start
+    start = clock()
+    dump = settle(raw)
+    seconds[PHASE_SETTLE] = clock() - start
+    start = clock()
+    result = audit_command.audit(dump, options)
+    seconds[PHASE_AUDIT] = clock() - start
+    start = clock()
+    with open(os.devnull, "w", encoding="utf-8", newline="") as out:
+        write_audit_csv(result, out)
+    seconds[PHASE_CSV] = clock() - start
+    return {"seconds": seconds, "zeroings": result.zeroings.height}
+
+
+PHASE_READ = "read the files (`read_files`, in worker processes)"
+PHASE_SETTLE = "settle repeats and accounting (`settle`)"
+PHASE_AUDIT = "audit facts, replay and attribution (`commands.audit`)"
+PHASE_CSV = "write the CSV"
+
 FLOORS: dict[str, Callable[[Path], Any]] = {
     "io": io_floor,
     "parse": parse_floor,
     "ndjson": functools.partial(parse_floor, json_rows=_ndjson),
     "profile": read_profile,
+    "phases": audit_phases,
 }
 
 
@@ -473,6 +517,8 @@ class SizeResult:
     ndjson_floor_rows: int = 0
     profile_run: Measurement | None = None
     profile: dict[str, Any] = field(default_factory=dict)  # what read_profile printed
+    phases_run: Measurement | None = None
+    phases: dict[str, Any] = field(default_factory=dict)  # what audit_phases printed
     failure: str = ""
     load: list[str] = field(default_factory=list)  # 1-minute load average, start and end
 
@@ -722,6 +768,11 @@ def floors(r: SizeResult, at: Places, save: Callable[[], None]) -> None:
     # One thread of Polars work: the stages' shares are then those of a core's time.
     r.profile_run, r.profile = floor("profile", at.dump, {"POLARS_MAX_THREADS": "1"})
     save()
+    progress(f"the raw audit by phase ({r.lines:,} lines)")
+    # With the allocator setting the command makes for itself (launch.py), a user's after it.
+    mine = f"{launch.ALLOCATOR},{USER_ALLOCATOR}" if USER_ALLOCATOR else launch.ALLOCATOR
+    r.phases_run, r.phases = floor("phases", at.dump, {ALLOCATOR_VAR: mine})
+    save()
     progress(f"reading {at.clean} once (page cache)")
     warm(at.clean)
     progress(f"parse floor (clean twin, {r.clean_lines:,} lines)")
@@ -829,6 +880,7 @@ def size_section(r: SizeResult) -> list[str]:
         notes.append("load average (1 min) at the start and the end: " + " / ".join(r.load))
     out += [f"- {n}" for n in notes]
     out += profile_section(r)
+    out += phases_section(r)
     if r.failure:
         out += ["", "**Stopped here:**", "", "```", r.failure.rstrip(), "```"]
     out.append("")
@@ -856,6 +908,43 @@ def profile_section(r: SizeResult) -> list[str]:
     ]
     out += [f"| {stage} | {sec:.2f} | {sec / total:.1%} |" for stage, sec in seconds.items()]
     out.append(f"| all | {total:.2f} | 100% |")
+    return out
+
+
+def phases_section(r: SizeResult) -> list[str]:
+    """The raw audit's phases, and what the parse floor's limit leaves the read."""
+    if not r.phases or r.phases_run is None:
+        return []
+    seconds = r.phases["seconds"]
+    total = sum(seconds.values())
+    out = [
+        "",
+        f"The raw audit by phase: the audit run in one process as the command runs it (the read "
+        f"in worker processes, then the rest), each phase's wall time: {total:.2f} s, "
+        f"{r.phases_run.wall:.2f} s with the process's start and imports "
+        f"({r.phases['zeroings']:,} zeroings).",
+        "",
+        "| raw audit: phase | wall s | share |",
+        "| --- | ---: | ---: |",
+    ]
+    out += [f"| {phase} | {sec:.2f} | {sec / total:.1%} |" for phase, sec in seconds.items()]
+    out.append(f"| all | {total:.2f} | 100% |")
+    if r.parse_floor is not None and r.clean_lines:
+        # The limit on the dump's lines, at the floor's lines/s.
+        limit = PARSE_FLOOR_FACTOR * r.parse_floor.wall * r.lines / r.clean_lines
+        after = total - seconds[PHASE_READ]
+        before = r.phases_run.wall - total
+        left = limit - after - before
+        floor_s = r.parse_floor.wall * r.lines / r.clean_lines
+        out += [
+            "",
+            f"The {PARSE_FLOOR_FACTOR:g}x parse-floor limit is {limit:.2f} s for this dump "
+            f"(the floor: {floor_s:.2f} s at its lines/s). The phases after the read take "
+            f"{after:.2f} s ({after / floor_s:.2f}x the floor) and the start "
+            f"{before:.2f} s; that leaves the read {left:.2f} s, {left / floor_s:.2f}x the "
+            "floor's own time, where it took "
+            f"{seconds[PHASE_READ]:.2f} s ({seconds[PHASE_READ] / floor_s:.2f}x).",
+        ]
     return out
 
 
