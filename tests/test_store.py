@@ -309,6 +309,8 @@ def test_incremental_ingest_equals_a_full_one(synth: Path, whole: Dump, tmp_path
     assert data["unchanged"] == len(files[1::2])
     assert_same_dump(open_store(out), whole, same_place=False)
     assert sorted(p.name for p in out.iterdir()) == ["g000002", "manifest.json"]
+    # The added files' sha256, taken as they were read, are their bytes': nothing changed.
+    assert ingest_store([dump], out).action == UNCHANGED
 
 
 def test_a_repeat_of_an_old_line_in_a_new_file_is_still_a_duplicate(

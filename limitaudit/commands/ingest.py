@@ -21,7 +21,7 @@ from limitaudit.analysis.facts import decisions_detailed, decisions_needed
 from limitaudit.atomic import owned, sweep
 from limitaudit.errors import DumpError, UsageError
 from limitaudit.model.audit import AuditOptions
-from limitaudit.model.dump import COUNTS, DEFAULT_TZ, FileReport, Progress, SourceFile
+from limitaudit.model.dump import COUNTS, DEFAULT_TZ, Dump, FileReport, Progress, SourceFile
 from limitaudit.read.discover import discover, is_store
 from limitaudit.read.parallel import read_files
 from limitaudit.read.settle import settle
@@ -105,7 +105,8 @@ def ingest_store(
             "nothing was ingested; --replace rebuilds it with --tz"
         )
     known = {e["name"]: e for e in manifest["files"]}
-    hashes = {s.name: sha256_of(s.path) for s in sources}
+    # The new files are hashed as they are read, once.
+    hashes = {s.name: sha256_of(s.path) for s in sources if s.name in known}
     changed = [
         _change(s, known[s.name], hashes[s.name])
         for s in sources
@@ -137,7 +138,7 @@ def ingest_store(
         raw = read_files(new, manifest["time_zone"], progress, needed, spill, detail=detail)
         old = unsettled(store, manifest, needed)
         dump, decisions = merge(old, raw, store / manifest["generation"] / "decision", spill)
-        everything = {**{e["name"]: e["sha256"] for e in manifest["files"]}, **hashes}
+        everything = {**{e["name"]: e["sha256"] for e in manifest["files"]}, **_read_hashes(dump)}
         sizes = write_store(dump, store, everything, decisions)
     return _result(store, ADDED, new, len(sources) - len(new), kept, dump.files, sizes, dump.tz)
 
@@ -164,9 +165,14 @@ def _build(
         dump.require_readable()
         # Hashed as they were read: the store records the bytes it holds, and a file is
         # read once (the others, skipped or a Parquet export, are hashed now).
-        hashes = {f.source.name: f.sha256 for f in dump.files if f.sha256}
-        sizes = write_store(dump, store, hashes, spill)
+        sizes = write_store(dump, store, _read_hashes(dump), spill)
     return _result(store, action, sources, 0, [], dump.files, sizes, dump.tz)
+
+
+def _read_hashes(dump: Dump) -> dict[str, str]:
+    """The sha256 of each file the read hashed (a read with a spill hashes the bytes it
+    reads); write_store hashes the others."""
+    return {f.source.name: f.sha256 for f in dump.files if f.sha256}
 
 
 def _result(
