@@ -20,7 +20,7 @@ from limitaudit.model.schema import ORIGIN
 from limitaudit.read import decode as decode_module
 from limitaudit.read import read_dump
 from limitaudit.read.decode import decode, parse_records
-from limitaudit.read.normalise import _set_aside, _typing, checked, record_times
+from limitaudit.read.normalise import _set_aside, _typing, checked, record_times, typed
 from limitaudit.read.parse import TEXT_HEAD, TEXT_LINE, text_parts
 from tests.conftest import ISO_TIME, TEXT_TIME, USER, decision, text_record
 from tests.test_properties import garbage, recordish
@@ -395,3 +395,31 @@ def test_a_read_that_keeps_a_user_keeps_all_of_theirs(tmp_path: Path) -> None:
     path = tmp_path / HOST / "limit-engine.log"
     lean = read_dump([path], decisions=KEEP | (pl.col("user_id") == USER))
     assert lean.tables["decision"]["line"].to_list() == [1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "expected", "problems"),
+    [
+        (
+            "int",
+            ["712", "-9.2e18", "9.3e18", "1e30"],
+            [712, -9_200_000_000_000_000_000, None, None],
+            [None, None, "is out of range", "is out of range"],
+        ),
+        (
+            "money",
+            ["50000.07", "1e17", "1e30"],
+            [5_000_007, None, None],
+            [None, "is out of range", "is out of range"],
+        ),
+    ],
+)
+def test_a_number_no_int64_holds_is_out_of_range_not_null_without_a_word(
+    kind: str, values: list[str], expected: list[int | None], problems: list[str | None]
+) -> None:
+    value, problem = typed(pl.col("v"), kind)
+    got = pl.DataFrame({"v": values}).select(value.alias("value"), problem.alias("problem"))
+    want = pl.DataFrame(
+        {"value": expected, "problem": problems}, schema={"value": pl.Int64, "problem": pl.String}
+    )
+    assert_frame_equal(got, want)

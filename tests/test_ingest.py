@@ -479,6 +479,8 @@ def test_bad_times_are_rejected_with_reasons(dump_dir: Path) -> None:
             decision(at=ABSENT, ts_ms="abc"),
             decision(at=ABSENT),
             decision(at="2026-03-14T10:12:03.481+08:00"),
+            # Found by test_properties: past Polars' microseconds, it failed the block.
+            decision(at=ABSENT, ts_ms=9.223372036854776e18),
         ],
     )
     dump = read(dump_dir)
@@ -486,8 +488,9 @@ def test_bad_times_are_rejected_with_reasons(dump_dir: Path) -> None:
         ("le-01/a.log", 1, "@timestamp 'garbage' is not a valid time"),
         ("le-01/a.log", 2, "ts_ms 'abc' is not epoch milliseconds"),
         ("le-01/a.log", 3, "record without @timestamp or ts_ms"),
+        ("le-01/a.log", 5, "ts_ms '9223372036854776000' is not epoch milliseconds"),
     ]
-    assert_counts(report(dump, "le-01/a.log"), lines=4, records=1, rejected=3)
+    assert_counts(report(dump, "le-01/a.log"), lines=5, records=1, rejected=4)
 
 
 # -- encodings ---------------------------------------------------------------------------
@@ -809,6 +812,8 @@ def test_amounts_are_exact_to_the_fen(dump_dir: Path) -> None:
         decision(user_id="4", limit_before=1.005),
         decision(user_id="5", limit_before="1,000.00"),
         decision(user_id="6", limit_after="12.345"),
+        # No Int64 holds it in fen: it was read as null, with no reason given.
+        decision(user_id="7", limit_before=1e30),
     ]
     write(dump_dir, "le-01/a.log", lines)
     dump = read(dump_dir)
@@ -822,6 +827,7 @@ def test_amounts_are_exact_to_the_fen(dump_dir: Path) -> None:
         ("le-01/a.log", 4, "limit_before '1.005' has more than two decimals"),
         ("le-01/a.log", 5, "limit_before '1,000.00' is not an amount"),
         ("le-01/a.log", 6, "limit_after '12.345' has more than two decimals"),
+        ("le-01/a.log", 7, "limit_before '1000000000000000000000000000000' is out of range"),
     ]
 
 

@@ -60,13 +60,24 @@ def _zoned(local: pl.Expr, tz: str) -> pl.Expr:
     return zoned.dt.convert_time_zone("UTC")
 
 
+# Epoch milliseconds beyond this (the year 33658) are no log's time, and from 9.2e15 on
+# the microseconds a time is held in overflow: the cast would fail the whole block.
+EPOCH_MS_LIMIT = 1e15
+
+
 def epoch_ms(raw: pl.Expr) -> pl.Expr:
     ms = raw.cast(pl.Float64, strict=False)
     return (
-        pl.when(ms.is_finite())
+        pl.when(ms.is_finite() & (ms.abs() < EPOCH_MS_LIMIT))
         .then(pl.from_epoch(ms.cast(pl.Int64), time_unit="ms"))
         .dt.replace_time_zone("UTC")
     )
+
+
+# A whole number (or amount in fen) this large has no Int64: the cast would leave it null,
+# and the record would lose the value without a word.
+INT64_LIMIT = 2.0**63
+OUT_OF_RANGE = "is out of range"
 
 
 def typed(raw: pl.Expr, kind: str) -> tuple[pl.Expr, pl.Expr]:
@@ -77,13 +88,21 @@ def typed(raw: pl.Expr, kind: str) -> tuple[pl.Expr, pl.Expr]:
         return num, pl.when(num.is_null() | num.is_nan()).then(pl.lit("is not a number"))
     if kind == "int":
         bad = num.is_null() | ~num.is_finite() | (num != num.round())
-        return num.cast(pl.Int64, strict=False), pl.when(bad).then(pl.lit("is not a whole number"))
+        problem = (
+            pl.when(bad)
+            .then(pl.lit("is not a whole number"))
+            .when(num.abs() >= INT64_LIMIT)
+            .then(pl.lit(OUT_OF_RANGE))
+        )
+        return num.cast(pl.Int64, strict=False), problem
     if kind == "money":
         fen = num * 100
         bad = num.is_null() | ~num.is_finite()
         problem = (
             pl.when(bad)
             .then(pl.lit("is not an amount"))
+            .when(fen.abs() >= INT64_LIMIT)
+            .then(pl.lit(OUT_OF_RANGE))
             .when((fen - fen.round()).abs() > 1e-6)
             .then(pl.lit("has more than two decimals"))
         )
